@@ -1,0 +1,115 @@
+import { z } from 'zod';
+
+/**
+ * The config.json schema (shared/DESIGN.md). Validated once at start; unknown
+ * keys are an error everywhere (strict objects) so a typo never silently turns
+ * a protection off. Optional sections absent = feature off at zero cost.
+ */
+
+const PORT_MSG = 'expected a port number (0-65535)';
+const port = z.number({ error: PORT_MSG }).int({ error: PORT_MSG }).min(0, { error: PORT_MSG }).max(65535, { error: PORT_MSG });
+const POSITIVE_MSG = 'expected a positive integer';
+const positiveInt = z.number({ error: POSITIVE_MSG }).int({ error: POSITIVE_MSG }).positive({ error: POSITIVE_MSG });
+
+/** Key sources, in the order the master may try them. */
+export const KEY_SOURCES = ['cookie', 'proxy', 'forwarded', 'remote'] as const;
+
+const listen = z.strictObject({
+  host: z.string().min(1).default('0.0.0.0'),
+  port: port.default(8080),
+});
+
+const workers = z.strictObject({
+  count: z.union([positiveInt.max(1024), z.literal('auto')], { error: 'expected a positive integer or "auto"' }).default(2),
+  app: z.string().min(1).default('./dist/workers/demo-app.js'),
+  /** How long a stopping worker may keep serving its connections. */
+  drainTimeoutMs: positiveInt.default(10_000),
+});
+
+const key = z.strictObject({
+  order: z
+    .array(z.enum(KEY_SOURCES))
+    .min(1)
+    .refine((order) => new Set(order).size === order.length, 'expected each key source at most once')
+    .default(['cookie', 'proxy', 'forwarded', 'remote']),
+  cookie: z.string().min(1).regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'expected a cookie name (RFC 6265 token)').default('sid'),
+  forwardedTrustedHops: positiveInt.max(64).default(1),
+  reuse: z.enum(['handback', 'close', 'off']).optional(),
+});
+
+const proxyProtocol = z.strictObject({
+  mode: z.enum(['off', 'optional', 'required']).default('optional'),
+  trustedFrom: z.array(z.string().min(1)).default(['127.0.0.0/8', '::1/128']),
+});
+
+const limits = z.strictObject({
+  /** Most bytes the master reads before it must decide (the head of the first request). */
+  peekBytes: z.number().int().min(256).max(1 << 20).default(16384),
+  /** A client that has not sent a complete head by then is closed. */
+  peekTimeoutMs: positiveInt.default(5000),
+  /** Master-level cap on open client connections; beyond it new ones are closed at once. */
+  maxConnections: positiveInt.optional(),
+  /** Worker side: http.Server headersTimeout / requestTimeout for handed-off connections. */
+  headersTimeoutMs: positiveInt.default(60_000),
+  requestTimeoutMs: z.number().int().min(0).default(300_000),
+});
+
+const admin = z.union([
+  z.literal(false),
+  z.strictObject({
+    host: z.string().min(1).default('127.0.0.1'),
+    port: port.default(9090),
+  }),
+]);
+
+const log = z.strictObject({
+  level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+const stickyCookie = z.strictObject({
+  name: z.string().min(1).regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'expected a cookie name (RFC 6265 token)'),
+  secret: z.string().min(16, 'expected a secret of at least 16 characters'),
+  maxAgeS: positiveInt.optional(),
+});
+
+const inspect = z.strictObject({
+  methods: z.array(z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'expected an HTTP method token')).min(1).optional(),
+  hosts: z.array(z.string().min(1)).min(1).optional(),
+  paths: z
+    .strictObject({
+      allow: z.array(z.string()).optional(),
+      deny: z.array(z.string()).optional(),
+    })
+    .optional(),
+  maxUrlBytes: positiveInt.optional(),
+});
+
+const tls = z.strictObject({
+  cert: z.string().min(1),
+  key: z.string().min(1),
+  ca: z.string().min(1).optional(),
+  passphrase: z.string().optional(),
+  http2: z.boolean().default(false),
+});
+
+/** The whole config.json. */
+export const configSchema = z.strictObject({
+  listen: listen.default({ host: '0.0.0.0', port: 8080 }),
+  workers: workers.default({ count: 2, app: './dist/workers/demo-app.js', drainTimeoutMs: 10_000 }),
+  key: key.default({ order: ['cookie', 'proxy', 'forwarded', 'remote'], cookie: 'sid', forwardedTrustedHops: 1 }),
+  proxyProtocol: proxyProtocol.default({ mode: 'optional', trustedFrom: ['127.0.0.0/8', '::1/128'] }),
+  limits: limits.default({ peekBytes: 16384, peekTimeoutMs: 5000, headersTimeoutMs: 60_000, requestTimeoutMs: 300_000 }),
+  admin: admin.default({ host: '127.0.0.1', port: 9090 }),
+  log: log.default({ level: 'info' }),
+  /** Bounded-load consistent hashing (HAProxy hash-balance-factor, as a ratio: 1.25 = 125%). */
+  balanceFactor: z.number().min(1).max(100).optional(),
+  stickyCookie: stickyCookie.optional(),
+  inspect: inspect.optional(),
+  accessLog: z.boolean().optional(),
+  tls: tls.optional(),
+});
+
+/** config.json as written (before defaults). */
+export type ConfigInput = z.input<typeof configSchema>;
+/** config.json after validation and defaults. */
+export type Config = z.output<typeof configSchema>;

@@ -1,0 +1,37 @@
+import type { ConnectionInfo } from '../connection-info.js';
+
+/**
+ * The IPC protocol between the master and its workers: one discriminated union
+ * per direction, on the `type` field. Sent with `serialization: 'advanced'` so
+ * Buffers stay Buffers.
+ */
+
+/** Master → worker. */
+export type MasterMessage =
+  /** A client connection (the socket handle rides along) plus every byte the master read. */
+  | { readonly type: 'connection'; readonly id: number; readonly bytes: Buffer; readonly info: ConnectionInfo }
+  /** Stop taking connections, finish the open ones within `timeoutMs`, then exit. */
+  | { readonly type: 'drain'; readonly timeoutMs: number }
+  /** Re-read TLS material and swap the secure context (SIGHUP). */
+  | { readonly type: 'reload-tls' };
+
+/** Worker → master. */
+export type WorkerMessage =
+  /** The app is loaded; send connections. */
+  | { readonly type: 'ready' }
+  /** Connection `id` is now the worker's (the master may close its copy of the handle). */
+  | { readonly type: 'ack'; readonly id: number }
+  /** The worker's count of open client connections changed. */
+  | { readonly type: 'active'; readonly count: number }
+  /** A connection handed back for re-routing (key.reuse "handback"): the handle rides along. */
+  | { readonly type: 'handback'; readonly id: number; readonly bytes: Buffer; readonly info: ConnectionInfo; readonly key: string; readonly keySource: ConnectionInfo['keySource'] };
+
+/** Recognises a message from a worker (IPC data is untrusted input in shape). */
+export function isWorkerMessage(value: unknown): value is WorkerMessage {
+  return value !== null && typeof value === 'object' && typeof (value as { type?: unknown }).type === 'string';
+}
+
+/** Recognises a message from the master. */
+export function isMasterMessage(value: unknown): value is MasterMessage {
+  return value !== null && typeof value === 'object' && typeof (value as { type?: unknown }).type === 'string';
+}

@@ -1,0 +1,203 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+
+/** The repository root (tests run from it). */
+export const ROOT = resolve(__dirname, '..', '..');
+/** The built command, as a user runs it. */
+export const MASTER = join(ROOT, 'dist', 'master.js');
+/** The built demo app. */
+export const DEMO_APP = join(ROOT, 'dist', 'workers', 'demo-app.js');
+
+/** A running dist/master.js. */
+export interface RunningBalancer {
+  readonly proc: ChildProcess;
+  readonly port: number;
+  readonly adminPort: number | null;
+  /** Every pino line printed so far (master and workers). */
+  readonly logs: Array<Record<string, unknown>>;
+  /** Resolves with the first log line matching, polling the lines as they arrive. */
+  waitForLog(predicate: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+  /** SIGTERM and wait for exit; resolves with the exit code. */
+  stop(): Promise<number | null>;
+  readonly exited: Promise<number | null>;
+}
+
+/** Writes a config file (ports 0 unless given) and returns its path. */
+export function writeConfig(overrides: Record<string, unknown> = {}): string {
+  const dir = mkdtempSync(join(tmpdir(), 'sticky-test-'));
+  const config = {
+    listen: { host: '127.0.0.1', port: 0 },
+    workers: { count: 2, app: DEMO_APP },
+    admin: { host: '127.0.0.1', port: 0 },
+    log: { level: 'info' },
+    ...overrides,
+  };
+  const path = join(dir, 'config.json');
+  writeFileSync(path, JSON.stringify(config, null, 2));
+  return path;
+}
+
+/** Starts dist/master.js with a config and waits for its 'listening' line. */
+export async function startBalancer(overrides: Record<string, unknown> = {}, extraArgs: string[] = []): Promise<RunningBalancer> {
+  const configPath = writeConfig(overrides);
+  const proc = spawn(process.execPath, [MASTER, '--config', configPath, ...extraArgs], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: ROOT,
+  });
+  const logs: Array<Record<string, unknown>> = [];
+  const waiters: Array<{ predicate: (line: Record<string, unknown>) => boolean; resolve: (line: Record<string, unknown>) => void }> = [];
+  let stderr = '';
+  proc.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  createInterface({ input: proc.stdout! }).on('line', (text) => {
+    let line: Record<string, unknown>;
+    try {
+      line = JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      return;
+    }
+    logs.push(line);
+    for (const waiter of [...waiters]) {
+      if (waiter.predicate(line)) {
+        waiters.splice(waiters.indexOf(waiter), 1);
+        waiter.resolve(line);
+      }
+    }
+  });
+  const exited = new Promise<number | null>((done) => proc.on('exit', (code) => done(code)));
+  const waitForLog = (predicate: (line: Record<string, unknown>) => boolean, timeoutMs = 30_000): Promise<Record<string, unknown>> => {
+    const found = logs.find(predicate);
+    if (found) return Promise.resolve(found);
+    return new Promise((resolveLine, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no matching log line within ${timeoutMs} ms; stderr: ${stderr}`)), timeoutMs);
+      waiters.push({
+        predicate,
+        resolve: (line) => {
+          clearTimeout(timer);
+          resolveLine(line);
+        },
+      });
+      void exited.then((code) => {
+        clearTimeout(timer);
+        reject(new Error(`balancer exited (${code}) before the expected log line; stderr: ${stderr}`));
+      });
+    });
+  };
+  const listening = await waitForLog((line) => line.msg === 'listening');
+  const admin = overrides.admin === false ? null : await waitForLog((line) => line.msg === 'admin listening');
+  return {
+    proc,
+    port: listening.port as number,
+    adminPort: admin ? (admin.port as number) : null,
+    logs,
+    waitForLog,
+    exited,
+    stop: async () => {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      return exited;
+    },
+  };
+}
+
+/** The demo app's JSON answer. */
+export interface DemoAnswer {
+  worker: number;
+  pid: number;
+  clientIp: string | null;
+  clientPort: number | null;
+  key: string | null;
+  keySource: string | null;
+  xff: string | null;
+}
+
+/** A response read off a fresh connection. */
+export interface Answer {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+}
+
+/** One request on its own fresh TCP connection (no agent, no keep-alive reuse). */
+export function request(
+  port: number,
+  options: { method?: string; path?: string; headers?: Record<string, string | string[]>; body?: Buffer | string; host?: string } = {},
+): Promise<Answer> {
+  return new Promise((resolveAnswer, reject) => {
+    const req = http.request(
+      { host: options.host ?? '127.0.0.1', port, method: options.method ?? 'GET', path: options.path ?? '/', headers: options.headers, agent: false },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => resolveAnswer({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
+
+/** GET on a fresh connection, parsed as the demo app's JSON. */
+export async function demoGet(port: number, headers: Record<string, string | string[]> = {}): Promise<DemoAnswer> {
+  const answer = await request(port, { headers });
+  if (answer.status !== 200) throw new Error(`status ${answer.status}: ${answer.body.toString()}`);
+  return JSON.parse(answer.body.toString()) as DemoAnswer;
+}
+
+/** Opens a raw TCP connection. */
+export function connect(port: number, host = '127.0.0.1'): Promise<net.Socket> {
+  return new Promise((resolveSocket, reject) => {
+    const socket = net.connect({ port, host, noDelay: true }, () => resolveSocket(socket));
+    socket.once('error', reject);
+  });
+}
+
+/**
+ * Writes `data` in pieces cut at `offsets`, each its own TCP segment: Nagle is
+ * off and the next write waits until the previous one has left the socket and
+ * the event loop has turned (pacing, not a timing assumption).
+ */
+export async function writeSplit(socket: net.Socket, data: Buffer, offsets: readonly number[]): Promise<void> {
+  let start = 0;
+  for (const offset of [...offsets, data.length]) {
+    const piece = data.subarray(start, offset);
+    start = offset;
+    if (piece.length === 0) continue;
+    await new Promise<void>((done, fail) => socket.write(piece, (error) => (error ? fail(error) : done())));
+    await new Promise((done) => setTimeout(done, 2));
+  }
+}
+
+/** Reads everything until the peer closes (or `untilBytes` arrive). */
+export function readAll(socket: net.Socket, untilBytes = Infinity): Promise<Buffer> {
+  return new Promise((resolveBytes) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const finish = (): void => resolveBytes(Buffer.concat(chunks));
+    socket.on('data', (chunk: Buffer) => {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size >= untilBytes) {
+        socket.removeAllListeners('data');
+        finish();
+      }
+    });
+    socket.once('close', finish);
+    socket.once('error', () => {});
+  });
+}
+
+/** Polls `check` until it returns a value (not undefined) or the time is up. */
+export async function pollUntil<T>(check: () => T | undefined | Promise<T | undefined>, timeoutMs = 20_000, everyMs = 25): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((done) => setTimeout(done, everyMs));
+  }
+}

@@ -1,0 +1,158 @@
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import t from 'tap';
+import WebSocket from 'ws';
+import { DEMO_APP, MASTER, ROOT, connect, demoGet, readAll, startBalancer, writeConfig, writeSplit } from '../helpers/balancer.js';
+
+t.setTimeout(120_000);
+
+t.test('sticky by X-Forwarded-For and by cookie, across fresh connections', async (t) => {
+  const balancer = await startBalancer();
+  t.teardown(() => balancer.stop());
+
+  const workersByXff = new Map<string, Set<number>>();
+  for (let client = 0; client < 20; client++) {
+    const xff = `198.51.100.${client + 1}`;
+    const seen = new Set<number>();
+    for (let i = 0; i < 10; i++) {
+      const answer = await demoGet(balancer.port, { 'x-forwarded-for': xff });
+      t.equal(answer.key, xff, 'the key is the X-Forwarded-For address');
+      t.equal(answer.keySource, 'forwarded');
+      seen.add(answer.pid);
+    }
+    workersByXff.set(xff, seen);
+  }
+  t.ok([...workersByXff.values()].every((pids) => pids.size === 1), 'every X-Forwarded-For key always lands on one worker');
+  t.equal(new Set([...workersByXff.values()].flatMap((pids) => [...pids])).size, 2, 'both workers are used');
+
+  const workersByCookie = new Map<string, Set<number>>();
+  for (let client = 0; client < 20; client++) {
+    const sid = `session-${client}-${randomBytes(4).toString('hex')}`;
+    const seen = new Set<number>();
+    for (let i = 0; i < 10; i++) {
+      // A different X-Forwarded-For each time: the cookie must win (default order).
+      const answer = await demoGet(balancer.port, { cookie: `theme=dark; sid=${sid}; lang=en`, 'x-forwarded-for': `203.0.113.${i + 1}` });
+      t.equal(answer.keySource, 'cookie');
+      t.equal(answer.key, sid);
+      seen.add(answer.pid);
+    }
+    workersByCookie.set(sid, seen);
+  }
+  t.ok([...workersByCookie.values()].every((pids) => pids.size === 1), 'every cookie key always lands on one worker');
+  t.equal(new Set([...workersByCookie.values()].flatMap((pids) => [...pids])).size, 2, 'both workers are used');
+
+  const remote = await demoGet(balancer.port);
+  t.equal(remote.keySource, 'remote');
+  t.equal(remote.key, '127.0.0.1');
+  t.equal(remote.clientIp, '127.0.0.1', 'without a PROXY header the app sees the TCP peer');
+});
+
+t.test('byte-exact hand-off: 1 MiB POST with its first packet split at odd offsets', async (t) => {
+  const balancer = await startBalancer();
+  t.teardown(() => balancer.stop());
+  for (const offsets of [[1], [3, 17], [5, 40, 77], [13, 61, 150, 151]]) {
+    const body = randomBytes(1 << 20);
+    const head = Buffer.from(`POST /echo HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/octet-stream\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n`);
+    const request = Buffer.concat([head, body]);
+    const socket = await connect(balancer.port);
+    const response = readAll(socket);
+    // The first packet (head + some body) split at odd offsets, then the rest.
+    await writeSplit(socket, request.subarray(0, head.length + 300), offsets);
+    socket.end(request.subarray(head.length + 300));
+    const bytes = await response;
+    const split = bytes.indexOf('\r\n\r\n');
+    t.match(bytes.subarray(0, split).toString(), /^HTTP\/1\.1 200/, `status 200 (split at ${offsets.join(',')})`);
+    const received = bytes.subarray(split + 4);
+    t.equal(received.length, body.length, 'every byte came back');
+    t.ok(received.equals(body), 'byte for byte');
+  }
+});
+
+t.test('three pipelined requests in one first packet all get answers', async (t) => {
+  const balancer = await startBalancer();
+  t.teardown(() => balancer.stop());
+  const socket = await connect(balancer.port);
+  const response = readAll(socket);
+  socket.end(
+    'GET /one HTTP/1.1\r\nhost: x\r\nx-forwarded-for: 198.51.100.7\r\n\r\n' +
+      'POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n\r\nhello' +
+      'GET /three HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n',
+  );
+  const text = (await response).toString('latin1');
+  t.equal(text.match(/HTTP\/1\.1 200 OK/g)?.length, 3, 'three answers');
+  t.match(text, /\r\n\r\nhello/, 'the POST body echoed');
+});
+
+t.test('WebSocket echo through the balancer', async (t) => {
+  const balancer = await startBalancer();
+  t.teardown(() => balancer.stop());
+  const ws = new WebSocket(`ws://127.0.0.1:${balancer.port}/ws`, { headers: { 'x-forwarded-for': '198.51.100.9' } });
+  await new Promise((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('error', reject);
+  });
+  const payload = randomBytes(100_000);
+  const echoed = new Promise<Buffer>((resolve) => ws.once('message', (data) => resolve(data as Buffer)));
+  ws.send(payload);
+  t.ok((await echoed).equals(payload), 'binary message echoed byte for byte');
+  const text = new Promise<string>((resolve) => ws.once('message', (data) => resolve(String(data))));
+  ws.send('héllo');
+  t.equal(await text, 'héllo');
+  ws.close();
+});
+
+t.test('the master survives any bytes a client sends', async (t) => {
+  const balancer = await startBalancer({ limits: { peekBytes: 4096, peekTimeoutMs: 2000 } });
+  t.teardown(() => balancer.stop());
+  const garbage: Buffer[] = [
+    randomBytes(1),
+    randomBytes(5000),
+    Buffer.from('\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03'),
+    Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'),
+    Buffer.from('GET / HTTP/1.1\r\nx-forwarded-for: \0\r\n\r\n'),
+    Buffer.from('GET / HTTP/1.1\r\ncookie: ' + 'a=b; '.repeat(700) + '\r\n\r\n'),
+    Buffer.from('PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\nGARBAGE\r\n\r\n'),
+    Buffer.from('PROXY TCP9 x\r\n'),
+    Buffer.from('\r\n\r\n\0\r\nQUIT\n\x21\x11\xff\xff'),
+  ];
+  for (let i = 0; i < 50; i++) garbage.push(randomBytes(1 + (i * 97) % 3000));
+  await Promise.all(
+    garbage.map(async (bytes) => {
+      const socket = await connect(balancer.port);
+      const done = readAll(socket);
+      socket.end(bytes);
+      await done;
+    }),
+  );
+  const answer = await demoGet(balancer.port, { 'x-forwarded-for': '198.51.100.1' });
+  t.equal(answer.key, '198.51.100.1', 'still serving after the garbage');
+  t.equal(balancer.proc.exitCode, null, 'the master is alive');
+});
+
+t.test('bad config and bad flags exit 2 with one clear line', async (t) => {
+  const cases: Array<{ name: string; args: string[]; line: RegExp }> = [
+    { name: 'workers.count "two"', args: ['--config', writeConfig({ workers: { count: 'two' } })], line: /workers\.count: expected a positive integer or "auto", got "two"/ },
+    { name: 'unknown key', args: ['--config', writeConfig({ lisen: {} })], line: /unknown key "lisen"/ },
+    { name: 'bad key source', args: ['--config', writeConfig({ key: { order: ['cookie', 'ip'] } })], line: /^sticky-session-ts: key\.order\.1: / },
+    { name: 'bad CIDR', args: ['--config', writeConfig({ proxyProtocol: { mode: 'optional', trustedFrom: ['10.0.0.0/33'] } })], line: /proxyProtocol\.trustedFrom/ },
+    { name: 'bad --port', args: ['--port', 'eighty'], line: /--port: expected a port number/ },
+    { name: 'bad --workers', args: ['--workers', '0'], line: /--workers: expected a positive integer/ },
+    { name: 'unknown flag', args: ['--frobnicate'], line: /command line: / },
+    { name: 'missing file', args: ['--config', '/nonexistent/config.json'], line: /cannot read config/ },
+  ];
+  for (const c of cases) {
+    const result = spawnSync(process.execPath, [MASTER, ...c.args], { cwd: ROOT, encoding: 'utf8', timeout: 20_000 });
+    t.equal(result.status, 2, `${c.name}: exit code 2`);
+    const lines = result.stderr.trim().split('\n');
+    t.equal(lines.length, 1, `${c.name}: one line`);
+    t.match(lines[0], c.line, `${c.name}: names the problem`);
+  }
+});
+
+t.test('flags override the config file', async (t) => {
+  const balancer = await startBalancer({ workers: { count: 3, app: DEMO_APP } }, ['--workers', '1']);
+  t.teardown(() => balancer.stop());
+  const pids = new Set<number>();
+  for (let i = 0; i < 12; i++) pids.add((await demoGet(balancer.port, { 'x-forwarded-for': `198.51.100.${i + 1}` })).pid);
+  t.equal(pids.size, 1, '--workers 1 wins over workers.count 3');
+});

@@ -1,0 +1,123 @@
+import http from 'node:http';
+import type net from 'node:net';
+import pino from 'pino';
+import type { ResolvedConfig } from '../src/config/load.js';
+import { CONNECTION_INFO, type ConnectionInfo } from '../src/connection-info.js';
+import { isMasterMessage, type MasterMessage, type WorkerMessage } from '../src/pool/messages.js';
+import { loadApp } from './load-app.js';
+
+/**
+ * The worker runtime: started by the master through node:cluster. It loads the
+ * app, then feeds it the connections the master hands over, replaying the bytes
+ * the master already read first, byte for byte. It never calls `listen()`.
+ */
+
+const config = JSON.parse(process.env.STICKY_CONFIG ?? 'null') as ResolvedConfig;
+const slot = Number(process.env.STICKY_SLOT);
+const log = pino({ level: config.log.level, base: { pid: process.pid, worker: slot } });
+
+let server: net.Server;
+let active = 0;
+let draining = false;
+let activeReport: NodeJS.Timeout | null = null;
+
+function send(message: WorkerMessage): void {
+  if (process.connected) process.send?.(message);
+}
+
+/** Reports the open-connection count to the master, at most every 50 ms. */
+function reportActive(): void {
+  if (activeReport !== null) return;
+  activeReport = setTimeout(() => {
+    activeReport = null;
+    send({ type: 'active', count: active });
+  }, 50);
+}
+
+/**
+ * Makes the app see the real client: after an honoured PROXY header,
+ * `remoteAddress`/`remotePort` are its source and `localAddress`/`localPort` its
+ * destination (instance properties shadow net.Socket's prototype getters).
+ */
+function applyProxyAddresses(socket: net.Socket, info: ConnectionInfo): void {
+  const source = info.proxy?.source;
+  const destination = info.proxy?.destination;
+  if (!source || !destination) return;
+  const family = source.address.includes(':') ? 'IPv6' : 'IPv4';
+  Object.defineProperties(socket, {
+    remoteAddress: { value: source.address, configurable: true },
+    remotePort: { value: source.port, configurable: true },
+    remoteFamily: { value: family, configurable: true },
+    localAddress: { value: destination.address, configurable: true },
+    localPort: { value: destination.port, configurable: true },
+  });
+}
+
+function onConnection(id: number, bytes: Buffer, info: ConnectionInfo, socket: net.Socket | undefined): void {
+  send({ type: 'ack', id });
+  // The client can be gone while the handle was in flight: nothing to serve.
+  if (!socket) return;
+  (socket as unknown as Record<symbol, unknown>)[CONNECTION_INFO] = info;
+  // A socket built from a passed handle does not inherit the server's
+  // allowHalfOpen; http.Server relies on it (a client's FIN after its request
+  // must not cut off the response), so copy the server's own setting.
+  socket.allowHalfOpen = (server as net.Server & { allowHalfOpen?: boolean }).allowHalfOpen === true;
+  applyProxyAddresses(socket, info);
+  active++;
+  reportActive();
+  socket.once('close', () => {
+    active--;
+    reportActive();
+    if (draining && active === 0) process.exit(0);
+  });
+  // Replay what the master read, in front of anything read since.
+  if (bytes.length > 0) socket.unshift(bytes);
+  server.emit('connection', socket);
+}
+
+function onDrain(timeoutMs: number): void {
+  if (draining) return;
+  draining = true;
+  const httpServer = server as http.Server;
+  // Finish what is in progress; idle keep-alive connections close now, busy ones after their response.
+  if (typeof httpServer.closeIdleConnections === 'function') {
+    server.on('request', (_req: http.IncomingMessage, res: http.ServerResponse) => res.setHeader('connection', 'close'));
+    const sweep = setInterval(() => httpServer.closeIdleConnections(), 100);
+    sweep.unref();
+    httpServer.closeIdleConnections();
+  }
+  if (active === 0) process.exit(0);
+  setTimeout(() => process.exit(0), timeoutMs).unref();
+}
+
+const handlers: { [K in MasterMessage['type']]: (message: Extract<MasterMessage, { type: K }>, handle: net.Socket | undefined) => void } = {
+  connection: (message, handle) => onConnection(message.id, message.bytes, message.info, handle),
+  drain: (message) => onDrain(message.timeoutMs),
+  'reload-tls': () => {},
+};
+
+async function main(): Promise<void> {
+  server = await loadApp(config.appPath, (listener) => http.createServer(listener));
+  if (server instanceof http.Server) {
+    server.headersTimeout = config.limits.headersTimeoutMs;
+    server.requestTimeout = config.limits.requestTimeoutMs;
+    // Node starts its headersTimeout/requestTimeout checker on 'listening'. This
+    // server never listens (the master feeds it), so without this the slowloris
+    // protection would silently be off.
+    server.emit('listening');
+  }
+  process.on('message', (message: unknown, handle: unknown) => {
+    if (!isMasterMessage(message)) return;
+    const handler = handlers[message.type] as (m: MasterMessage, h: net.Socket | undefined) => void;
+    handler(message, handle as net.Socket | undefined);
+  });
+  process.on('SIGTERM', () => onDrain(config.workers.drainTimeoutMs));
+  // SIGINT reaches the whole process group on Ctrl-C; the master decides when workers stop.
+  process.on('SIGINT', () => {});
+  send({ type: 'ready' });
+}
+
+main().catch((error: unknown) => {
+  log.fatal({ err: (error as Error).message }, 'worker failed to start');
+  process.exit(1);
+});
