@@ -5,6 +5,7 @@ import type { ResolvedConfig } from '../src/config/load.js';
 import { CONNECTION_INFO, type ConnectionInfo } from '../src/connection-info.js';
 import { isMasterMessage, type MasterMessage, type WorkerMessage } from '../src/pool/messages.js';
 import { loadApp } from './load-app.js';
+import { installRequestHooks, type RequestHook } from './request-hooks.js';
 
 /**
  * The worker runtime: started by the master through node:cluster. It loads the
@@ -53,6 +54,17 @@ function applyProxyAddresses(socket: net.Socket, info: ConnectionInfo): void {
   });
 }
 
+/**
+ * Takes over a connection before the app's server sees it (e.g. per-request
+ * re-routing on reused connections). Returns true when it took the socket.
+ */
+export type ConnectionHook = (socket: net.Socket, bytes: Buffer, info: ConnectionInfo) => boolean;
+
+/** Request hooks, in order (installed in front of the app once it is loaded). */
+const requestHooks: RequestHook[] = [];
+/** Connection hooks, in order. */
+const connectionHooks: ConnectionHook[] = [];
+
 function onConnection(id: number, bytes: Buffer, info: ConnectionInfo, socket: net.Socket | undefined): void {
   send({ type: 'ack', id });
   // The client can be gone while the handle was in flight: nothing to serve.
@@ -70,6 +82,7 @@ function onConnection(id: number, bytes: Buffer, info: ConnectionInfo, socket: n
     reportActive();
     if (draining && active === 0) process.exit(0);
   });
+  for (const hook of connectionHooks) if (hook(socket, bytes, info)) return;
   // Replay what the master read, in front of anything read since.
   if (bytes.length > 0) socket.unshift(bytes);
   server.emit('connection', socket);
@@ -106,6 +119,7 @@ async function main(): Promise<void> {
     // protection would silently be off.
     server.emit('listening');
   }
+  installRequestHooks(server, requestHooks);
   process.on('message', (message: unknown, handle: unknown) => {
     if (!isMasterMessage(message)) return;
     const handler = handlers[message.type] as (m: MasterMessage, h: net.Socket | undefined) => void;
