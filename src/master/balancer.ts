@@ -9,7 +9,7 @@ import { deriveKey, type KeyRules } from '../key/derive.js';
 import type { WorkerPool, WorkerProc } from '../pool/pool.js';
 import type { WorkerMessage } from '../pool/messages.js';
 import { parseRequestHead, type RequestHead } from '../protocol/http1.js';
-import { parseProxyHeader, type ProxyHeader } from '../protocol/proxy.js';
+import { parseProxyHeader, type ProxyEndpoint, type ProxyHeader } from '../protocol/proxy.js';
 import { hashKey } from '../ring/farmhash.js';
 import { pickSlot } from '../ring/rendezvous.js';
 import { LogLimiter } from './log-limiter.js';
@@ -72,6 +72,8 @@ export class Balancer {
   /** Connections the master holds: peeking or in flight to a worker. */
   private held = 0;
   private nextId = 1;
+  /** A PROXY v2 header may not be longer than what the master is willing to peek. */
+  private readonly proxyOptions: { readonly maxBytes: number };
   /** Whether the first request head is needed to decide (cookie or forwarded in key.order). */
   private readonly headMatters: boolean;
 
@@ -83,6 +85,7 @@ export class Balancer {
   ) {
     this.trusted = CidrList.parse(config.proxyProtocol.trustedFrom);
     this.rules = config.key;
+    this.proxyOptions = { maxBytes: config.limits.peekBytes };
     this.headMatters = config.key.order.some((source) => source === 'cookie' || source === 'forwarded');
     // pauseOnConnect: not one byte is read before we attach our listener and
     // decide to resume, so nothing can be read into a void.
@@ -162,7 +165,7 @@ export class Balancer {
     const buffered = previous === null ? chunk : Buffer.concat([previous, chunk]);
     peek.buffered = buffered;
     if (peek.phase === 'proxy') {
-      const result = parseProxyHeader(buffered);
+      const result = parseProxyHeader(buffered, this.proxyOptions);
       switch (result.kind) {
         case 'need-more':
           if (buffered.length > this.config.limits.peekBytes) this.refusePeek(peek, 'ERR_PEEK_LIMIT');
@@ -259,7 +262,7 @@ export class Balancer {
       key: clientKey.key,
       keySource: clientKey.source,
       worker: -1,
-      proxy: peek.proxy && { source: peek.proxy.source, destination: peek.proxy.destination, tlvs: peek.proxy.tlvs },
+      proxy: peek.proxy && { source: canonicalEndpoint(peek.proxy.source), destination: canonicalEndpoint(peek.proxy.destination), tlvs: peek.proxy.tlvs },
     };
     const bytes = peek.buffered === null ? EMPTY : peek.offset === 0 ? peek.buffered : peek.buffered.subarray(peek.offset);
     peek.buffered = null;
@@ -335,6 +338,17 @@ export class Balancer {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/**
+ * A PROXY endpoint with its address in canonical form (v1 carries addresses as
+ * written: "2001:DB8::1", "::ffff:198.51.100.22"), so the app and the key agree.
+ * UNIX paths are kept as they are.
+ */
+function canonicalEndpoint(endpoint: ProxyEndpoint | null): ProxyEndpoint | null {
+  if (endpoint === null) return null;
+  const address = canonicalIp(endpoint.address);
+  return address === null || address === endpoint.address ? endpoint : { address, port: endpoint.port };
+}
 
 function ignoreError(): void {
   // Client resets are normal; the 'close' that follows does the bookkeeping.

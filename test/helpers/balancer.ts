@@ -201,3 +201,52 @@ export async function pollUntil<T>(check: () => T | undefined | Promise<T | unde
     await new Promise((done) => setTimeout(done, everyMs));
   }
 }
+
+/** A loopback port that was free a moment ago (for peers such as HAProxy that need a fixed port). */
+export function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+/** Opens a raw TCP connection from a chosen local address (127.0.0.0/8 has many). */
+export function connectFrom(port: number, localAddress: string): Promise<net.Socket> {
+  return new Promise((resolveSocket, reject) => {
+    const socket = net.connect({ port, host: '127.0.0.1', localAddress, noDelay: true }, () => resolveSocket(socket));
+    socket.once('error', reject);
+  });
+}
+
+/** Sends raw bytes on a fresh connection and returns everything the server wrote before closing. */
+export async function exchange(port: number, bytes: Buffer | string, localAddress?: string): Promise<Buffer> {
+  const socket = localAddress ? await connectFrom(port, localAddress) : await connect(port);
+  const response = readAll(socket);
+  socket.write(bytes);
+  return response;
+}
+
+/** The master's open descriptors and resident memory, from /proc (Linux). */
+export function processStats(pid: number): { fds: number; rssBytes: number } {
+  const { readdirSync, readFileSync } = require('node:fs') as typeof import('node:fs');
+  const fds = readdirSync(`/proc/${pid}/fd`).length;
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return { fds, rssBytes: rssKb * 1024 };
+}
+
+/** GET on the admin API, parsed as JSON (or text for /metrics). */
+export async function admin(adminPort: number, path: string, init: { method?: string; body?: string } = {}): Promise<Answer> {
+  return request(adminPort, { method: init.method ?? 'GET', path, ...(init.body === undefined ? {} : { body: init.body, headers: { 'content-type': 'application/json' } }) });
+}
+
+/** Which program is installed (for interop tests that need a Debian peer). */
+export function which(program: string): string | null {
+  const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
+  const result = spawnSync('sh', ['-c', `command -v ${program}`], { encoding: 'utf8' });
+  return result.status === 0 ? result.stdout.trim() : null;
+}
