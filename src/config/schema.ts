@@ -72,13 +72,26 @@ const stickyCookie = z.strictObject({
   maxAgeS: positiveInt.optional(),
 });
 
+/** A path pattern: compiled at start, so a bad one is a config error naming its path (issue 7). */
+const pathPattern = z.string().superRefine((pattern, ctx) => {
+  try {
+    new RegExp(pattern);
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: `invalid regular expression (${(error as Error).message})`, input: pattern });
+  }
+});
+
 const inspect = z.strictObject({
   methods: z.array(z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'expected an HTTP method token')).min(1).optional(),
-  hosts: z.array(z.string().min(1)).min(1).optional(),
+  /** `example.com` or `*.example.com` (case-insensitive; the request's port is ignored). */
+  hosts: z
+    .array(z.string().regex(/^(\*\.)?[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?$|^\[[0-9A-Fa-f:.]+\]$/, 'expected a host name, "*.domain" or "[IPv6]"'))
+    .min(1)
+    .optional(),
   paths: z
     .strictObject({
-      allow: z.array(z.string()).optional(),
-      deny: z.array(z.string()).optional(),
+      allow: z.array(pathPattern).optional(),
+      deny: z.array(pathPattern).optional(),
     })
     .optional(),
   maxUrlBytes: positiveInt.optional(),

@@ -6,6 +6,9 @@ import type { ConnectionInfo } from '../connection-info.js';
 import type { ErrorCode } from '../errors.js';
 import { CidrList, canonicalIp } from '../ip/address.js';
 import { deriveKey, type KeyRules } from '../key/derive.js';
+import { realClientAddress, truncateForLog } from '../inspect/client.js';
+import { refusalBytes } from '../inspect/response.js';
+import { compileInspector, type Inspector, type Refusal } from '../inspect/rules.js';
 import type { WorkerPool, WorkerProc } from '../pool/pool.js';
 import type { WorkerMessage } from '../pool/messages.js';
 import { parseRequestHead, type RequestHead } from '../protocol/http1.js';
@@ -23,6 +26,14 @@ import { stopReading } from './stop-reading.js';
  * O(n²) per hostile client.
  */
 const EAGER_PARSE_BYTES = 512;
+
+/**
+ * How long the master keeps a connection whose first request it refused
+ * (inspect rules) after writing the answer: it reads and drops what the client
+ * still sends meanwhile, so that closing does not reset the connection before
+ * the client has read the answer (NGINX's lingering_close, bounded).
+ */
+const REFUSAL_LINGER_MS = 1000;
 
 /** How often a connection that found no ready worker looks again (bounded by peekTimeoutMs). */
 const NO_WORKER_RETRY_MS = 25;
@@ -76,6 +87,8 @@ export class Balancer {
   private readonly proxyOptions: { readonly maxBytes: number };
   /** Whether the first request head is needed to decide (cookie or forwarded in key.order). */
   private readonly headMatters: boolean;
+  /** The inspect rules (issue 7), or null: no section, no cost. */
+  private readonly inspector: Inspector | null;
 
   constructor(
     private readonly config: ResolvedConfig,
@@ -87,6 +100,7 @@ export class Balancer {
     this.rules = config.key;
     this.proxyOptions = { maxBytes: config.limits.peekBytes };
     this.headMatters = config.key.order.some((source) => source === 'cookie' || source === 'forwarded');
+    this.inspector = config.inspect ? compileInspector(config.inspect) : null;
     // pauseOnConnect: not one byte is read before we attach our listener and
     // decide to resume, so nothing can be read into a void.
     this.server = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => this.onConnection(socket));
@@ -246,6 +260,15 @@ export class Balancer {
 
   private decide(peek: Peek, head: RequestHead | null): void {
     if (!this.endPeek(peek)) return;
+    // Bytes that are not an HTTP/1.x head (TLS, HTTP/2, binary, a head over
+    // peekBytes) are not inspected here; the worker runtime checks what it parses.
+    if (head !== null && this.inspector !== null) {
+      const refusal = this.inspector(head.method, head.target, head.host);
+      if (refusal !== null) {
+        this.refuseRequest(peek, head, refusal);
+        return;
+      }
+    }
     // Same synchronous callback as the decision: stop reading before anything else.
     stopReading(peek.socket, peek.onData);
     const proxySource = peek.proxy?.command === 'PROXY' ? (peek.proxy.source?.address ?? null) : null;
@@ -268,6 +291,34 @@ export class Balancer {
     peek.buffered = null;
     this.held++;
     this.route({ socket: peek.socket, bytes, info, keyHash, acceptedAt: peek.acceptedAt, peer: proxySource ?? peek.peer, proc: null as never, tried: [] }, null, Date.now());
+  }
+
+  /**
+   * Answers a refused first request itself: the app never sees the connection.
+   * Logged (rate-limited per rule) with the real client address, counted exactly.
+   */
+  private refuseRequest(peek: Peek, head: RequestHead, refusal: Refusal): void {
+    const socket = peek.socket;
+    socket.removeListener('data', peek.onData);
+    socket.on('data', dropBytes);
+    peek.buffered = null;
+    this.metrics.rejectedRequests.inc({ rule: refusal.rule, where: 'master' });
+    const suppressed = this.logLimiter.admit(`request:${refusal.rule}`);
+    if (suppressed >= 0) {
+      const proxySource = peek.proxy?.command === 'PROXY' ? (peek.proxy.source?.address ?? null) : null;
+      const client = realClientAddress(
+        { proxySource, forwardedFor: head.forwardedFor, forwarded: head.forwarded, peer: peek.peer, peerTrusted: peek.peerTrusted },
+        this.rules.forwardedTrustedHops,
+      );
+      this.log.warn(
+        { client, method: head.method, path: truncateForLog(head.target), rule: refusal.rule, status: refusal.status, where: 'master', suppressed },
+        'request refused',
+      );
+    }
+    // Writing is fine on a socket the peek has read from; then a bounded lingering close.
+    const linger = setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS);
+    socket.once('close', () => clearTimeout(linger));
+    socket.end(refusalBytes(refusal, head.method === 'HEAD'));
   }
 
   /** Sends a held connection to the best eligible worker; waits briefly if none is ready. */
@@ -348,6 +399,10 @@ function canonicalEndpoint(endpoint: ProxyEndpoint | null): ProxyEndpoint | null
   if (endpoint === null) return null;
   const address = canonicalIp(endpoint.address);
   return address === null || address === endpoint.address ? endpoint : { address, port: endpoint.port };
+}
+
+function dropBytes(): void {
+  // A refused client's further bytes are read only to be dropped (see REFUSAL_LINGER_MS).
 }
 
 function ignoreError(): void {

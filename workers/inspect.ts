@@ -1,0 +1,79 @@
+import type http from 'node:http';
+import type { Logger } from 'pino';
+import type { ResolvedConfig } from '../src/config/load.js';
+import { truncateForLog } from '../src/inspect/client.js';
+import { refusalBody, refusalHeaders } from '../src/inspect/response.js';
+import { compileInspector, type Inspector, type Refusal } from '../src/inspect/rules.js';
+import { CidrList } from '../src/ip/address.js';
+import { LogLimiter } from '../src/master/log-limiter.js';
+import { accessLogHook, requestClient } from './access-log.js';
+import type { RequestHook } from './request-hooks.js';
+
+/** Called once per request the hook refused (the runtime logs and counts it). */
+export type OnRefused = (req: http.IncomingMessage, refusal: Refusal) => void;
+
+/**
+ * The worker side of edge inspection (issue 7): the same rule engine as the
+ * master, run on every request the app's server parses. The master already
+ * checked the first request of a connection whose head it could parse; this
+ * catches the later requests of a keep-alive connection, and the first request
+ * of a connection the master could not read as HTTP/1.x (a head over
+ * `limits.peekBytes`, TLS terminated by the worker). Checking the first
+ * request again costs one rule check and cannot refuse what the master allowed.
+ *
+ * A refused request gets the same small answer as from the master, with
+ * `Connection: close`: Node then closes the connection after it without
+ * reading the request's body.
+ */
+export function inspectHook(inspector: Inspector, onRefused: OnRefused): RequestHook {
+  return (req, res) => {
+    const refusal = inspector(req.method ?? '', req.url ?? '', req.headers.host);
+    if (refusal === null) return false;
+    onRefused(req, refusal);
+    res.writeHead(refusal.status, refusalHeaders(refusal));
+    // Node sends no body for a HEAD request whatever is passed here.
+    res.end(refusalBody(refusal));
+    return true;
+  };
+}
+
+/** Refusals this worker answered, by rule (exact; its log lines are rate-limited). */
+export const workerRefusals = new Map<Refusal['rule'], number>();
+
+/**
+ * The request hooks for `config.accessLog` and `config.inspect`, in the order
+ * they must run: the access log first, so that refused requests are in it too.
+ * Neither section set: no hook, zero cost.
+ */
+export function edgeHooks(config: ResolvedConfig, log: Logger): RequestHook[] {
+  const hooks: RequestHook[] = [];
+  if (!config.accessLog && !config.inspect) return hooks;
+  const trusted = CidrList.parse(config.proxyProtocol.trustedFrom);
+  const hops = config.key.forwardedTrustedHops;
+  if (config.accessLog) hooks.push(accessLogHook(log, trusted, hops));
+  if (config.inspect) {
+    const limiter = new LogLimiter();
+    hooks.push(
+      inspectHook(compileInspector(config.inspect), (req, refusal) => {
+        const total = (workerRefusals.get(refusal.rule) ?? 0) + 1;
+        workerRefusals.set(refusal.rule, total);
+        const suppressed = limiter.admit(refusal.rule);
+        if (suppressed < 0) return;
+        log.warn(
+          {
+            client: requestClient(req, trusted, hops),
+            method: req.method,
+            path: truncateForLog(req.url ?? ''),
+            rule: refusal.rule,
+            status: refusal.status,
+            where: 'worker',
+            total,
+            suppressed,
+          },
+          'request refused',
+        );
+      }),
+    );
+  }
+  return hooks;
+}
