@@ -5,7 +5,10 @@ import type { ResolvedConfig } from '../src/config/load.js';
 import { CONNECTION_INFO, type ConnectionInfo } from '../src/connection-info.js';
 import { isMasterMessage, type MasterMessage, type WorkerMessage } from '../src/pool/messages.js';
 import { loadApp } from './load-app.js';
+import { edgeHooks } from './inspect.js';
 import { installRequestHooks, type RequestHook } from './request-hooks.js';
+import { connectionsReceived, openConnections, requestsServed, workerRegistry } from './worker-metrics.js';
+import { createTlsFront, type TlsFront } from './tls.js';
 
 /**
  * The worker runtime: started by the master through node:cluster. It loads the
@@ -18,7 +21,11 @@ const slot = Number(process.env.STICKY_SLOT);
 const log = pino({ level: config.log.level, base: { pid: process.pid, worker: slot } });
 
 let server: net.Server;
+/** The TLS front when config.tls is set (workers/tls.ts). */
+let tlsFront: TlsFront | null = null;
 let active = 0;
+/** Every connection handed to this worker so far (reported with `active`, for the master's load bound). */
+let received = 0;
 let draining = false;
 let activeReport: NodeJS.Timeout | null = null;
 
@@ -31,7 +38,8 @@ function reportActive(): void {
   if (activeReport !== null) return;
   activeReport = setTimeout(() => {
     activeReport = null;
-    send({ type: 'active', count: active });
+    send({ type: 'active', count: active, received });
+    openConnections.set(active);
   }, 50);
 }
 
@@ -62,11 +70,15 @@ export type ConnectionHook = (socket: net.Socket, bytes: Buffer, info: Connectio
 
 /** Request hooks, in order (installed in front of the app once it is loaded). */
 const requestHooks: RequestHook[] = [];
+// config.accessLog and config.inspect (issue 7); absent sections add no hook.
+requestHooks.push(...edgeHooks(config, log));
 /** Connection hooks, in order. */
 const connectionHooks: ConnectionHook[] = [];
 
 function onConnection(id: number, bytes: Buffer, info: ConnectionInfo, socket: net.Socket | undefined): void {
   send({ type: 'ack', id });
+  received++;
+  connectionsReceived.inc();
   // The client can be gone while the handle was in flight: nothing to serve.
   if (!socket) return;
   (socket as unknown as Record<symbol, unknown>)[CONNECTION_INFO] = info;
@@ -85,19 +97,26 @@ function onConnection(id: number, bytes: Buffer, info: ConnectionInfo, socket: n
   for (const hook of connectionHooks) if (hook(socket, bytes, info)) return;
   // Replay what the master read, in front of anything read since.
   if (bytes.length > 0) socket.unshift(bytes);
-  server.emit('connection', socket);
+  // With config.tls the TLS front decrypts first, then feeds the app's server.
+  (tlsFront?.server ?? server).emit('connection', socket);
 }
 
 function onDrain(timeoutMs: number): void {
   if (draining) return;
   draining = true;
+  tlsFront?.drain();
   const httpServer = server as http.Server;
   // Finish what is in progress; idle keep-alive connections close now, busy ones after their response.
   if (typeof httpServer.closeIdleConnections === 'function') {
-    server.on('request', (_req: http.IncomingMessage, res: http.ServerResponse) => res.setHeader('connection', 'close'));
+    // Prepended: the app may write its head synchronously in its own listener,
+    // after which setHeader would throw.
+    server.prependListener('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
+      if (!res.headersSent) res.setHeader('connection', 'close');
+    });
+    // No sweep at once: a connection handed over just before the drain message
+    // may not have had its replayed bytes parsed yet, and would count as idle.
     const sweep = setInterval(() => httpServer.closeIdleConnections(), 100);
     sweep.unref();
-    httpServer.closeIdleConnections();
   }
   if (active === 0) process.exit(0);
   setTimeout(() => process.exit(0), timeoutMs).unref();
@@ -106,7 +125,10 @@ function onDrain(timeoutMs: number): void {
 const handlers: { [K in MasterMessage['type']]: (message: Extract<MasterMessage, { type: K }>, handle: net.Socket | undefined) => void } = {
   connection: (message, handle) => onConnection(message.id, message.bytes, message.info, handle),
   drain: (message) => onDrain(message.timeoutMs),
-  'reload-tls': () => {},
+  'reload-tls': () => tlsFront?.reload(),
+  metrics: (message) => {
+    void workerRegistry.getMetricsAsJSON().then((metrics) => send({ type: 'metrics', id: message.id, metrics }));
+  },
 };
 
 async function main(): Promise<void> {
@@ -114,12 +136,21 @@ async function main(): Promise<void> {
   if (server instanceof http.Server) {
     server.headersTimeout = config.limits.headersTimeoutMs;
     server.requestTimeout = config.limits.requestTimeoutMs;
+    // The checker runs every connectionsCheckingInterval (30 s by default), so a
+    // 10 s headersTimeout would fire after up to 40 s; check at a tenth of it.
+    const checked = server as http.Server & { connectionsCheckingInterval: number };
+    checked.connectionsCheckingInterval = Math.min(
+      checked.connectionsCheckingInterval,
+      Math.max(100, Math.floor(config.limits.headersTimeoutMs / 10)),
+    );
     // Node starts its headersTimeout/requestTimeout checker on 'listening'. This
     // server never listens (the master feeds it), so without this the slowloris
     // protection would silently be off.
     server.emit('listening');
   }
   installRequestHooks(server, requestHooks);
+  server.on('request', () => requestsServed.inc());
+  if (config.tls) tlsFront = createTlsFront(server, config.tls, { handshakeTimeoutMs: config.limits.peekTimeoutMs }, log);
   process.on('message', (message: unknown, handle: unknown) => {
     if (!isMasterMessage(message)) return;
     const handler = handlers[message.type] as (m: MasterMessage, h: net.Socket | undefined) => void;
