@@ -250,3 +250,47 @@ export function which(program: string): string | null {
   const result = spawnSync('sh', ['-c', `command -v ${program}`], { encoding: 'utf8' });
   return result.status === 0 ? result.stdout.trim() : null;
 }
+
+/** A raw HTTP/1.1 response: status, lowercase field names, body (Content-Length framed or up to close). */
+export interface RawResponse {
+  status: number;
+  fields: Map<string, string>;
+  body: Buffer;
+}
+
+/** Parses the first response in `bytes`; null while the head or the Content-Length body is incomplete. */
+export function parseResponse(bytes: Buffer): (RawResponse & { consumed: number }) | null {
+  const end = bytes.indexOf('\r\n\r\n');
+  if (end < 0) return null;
+  const [statusLine, ...lines] = bytes.subarray(0, end).toString('latin1').split('\r\n');
+  const fields = new Map(lines.map((line) => [line.slice(0, line.indexOf(':')).trim().toLowerCase(), line.slice(line.indexOf(':') + 1).trim()]));
+  const length = fields.get('content-length');
+  const bodyEnd = length === undefined ? bytes.length : end + 4 + Number(length);
+  if (bytes.length < bodyEnd) return null;
+  return { status: Number(/^HTTP\/1\.[01] (\d{3})/.exec(statusLine ?? '')?.[1] ?? 0), fields, body: bytes.subarray(end + 4, bodyEnd), consumed: bodyEnd };
+}
+
+/** Reads exactly one Content-Length framed response off a keep-alive connection (rejects if it closes first). */
+export function readResponse(socket: net.Socket): Promise<RawResponse> {
+  return new Promise((resolveResponse, reject) => {
+    let buffered = Buffer.alloc(0);
+    const onData = (chunk: Buffer): void => {
+      buffered = Buffer.concat([buffered, chunk]);
+      const response = parseResponse(buffered);
+      if (response === null) return;
+      cleanup();
+      if (response.consumed < buffered.length) socket.unshift(buffered.subarray(response.consumed));
+      resolveResponse(response);
+    };
+    const onClose = (): void => {
+      cleanup();
+      reject(new Error(`connection closed before a complete response (${buffered.length} bytes)`));
+    };
+    const cleanup = (): void => {
+      socket.removeListener('data', onData);
+      socket.removeListener('close', onClose);
+    };
+    socket.on('data', onData);
+    socket.once('close', onClose);
+  });
+}
