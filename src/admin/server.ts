@@ -1,16 +1,30 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import type { WorkerPool } from '../pool/pool.js';
+import type { SlotView } from '../pool/pool.js';
 import type { MasterMetrics } from './metrics.js';
 
 /** Largest body `PUT /workers` reads. */
 const MAX_ADMIN_BODY_BYTES = 4096;
 
+/** Largest worker count `PUT /workers` accepts (the ring's slot limit). */
+const MAX_WORKERS = 1024;
+
+/** What the admin API reads from the pool (WorkerPool implements it). */
+export interface AdminPool {
+  /** Slots whose worker takes connections. */
+  readyCount(): number;
+  /** One entry per slot, lowest first. */
+  view(): SlotView[];
+}
+
 /** What the admin API can ask the master to do. */
 export interface AdminActions {
-  /** Scales to `count` workers; resolves when they are ready. */
-  scale(count: number): Promise<void>;
+  /**
+   * Scales to `count` workers; resolves true when they are ready, false when
+   * the master is stopping (or the wait was cut short).
+   */
+  scale(count: number): Promise<boolean>;
   /** Extra metrics text appended to the master's (the workers' aggregated metrics). */
   workerMetrics(): Promise<string>;
 }
@@ -19,7 +33,7 @@ export interface AdminActions {
  * The admin API (shared/DESIGN.md): `GET /healthz`, `GET /workers`,
  * `PUT /workers {"count": N}`, `GET /metrics`. Loopback by default.
  */
-export function createAdminServer(pool: WorkerPool, metrics: MasterMetrics, actions: AdminActions, log: Logger): http.Server {
+export function createAdminServer(pool: AdminPool, metrics: MasterMetrics, actions: AdminActions, log: Logger): http.Server {
   const server = http.createServer((req, res) => {
     void handle(req, res).catch((error: unknown) => {
       log.error({ err: (error as Error).message }, 'admin request failed');
@@ -41,6 +55,10 @@ export function createAdminServer(pool: WorkerPool, metrics: MasterMetrics, acti
     }
     if (path === '/workers' && req.method === 'PUT') {
       const body = await readBody(req);
+      if (body === null) {
+        json(res, 413, { error: `body over ${MAX_ADMIN_BODY_BYTES} bytes` });
+        return;
+      }
       let count: unknown;
       try {
         count = (JSON.parse(body) as { count?: unknown }).count;
@@ -48,21 +66,26 @@ export function createAdminServer(pool: WorkerPool, metrics: MasterMetrics, acti
         json(res, 400, { error: 'expected JSON {"count": N}' });
         return;
       }
-      if (typeof count !== 'number' || !Number.isInteger(count) || count < 1 || count > 1024) {
-        json(res, 400, { error: `count: expected a positive integer, got ${JSON.stringify(count ?? null)}` });
+      if (typeof count !== 'number' || !Number.isInteger(count) || count < 1 || count > MAX_WORKERS) {
+        json(res, 400, { error: `count: expected an integer from 1 to ${MAX_WORKERS}, got ${JSON.stringify(count ?? null)}` });
         return;
       }
-      await actions.scale(count);
-      json(res, 200, pool.view());
+      const ready = await actions.scale(count);
+      json(res, ready ? 200 : 503, pool.view());
       return;
     }
     if (path === '/metrics' && req.method === 'GET') {
-      const text = (await metrics.registry.metrics()) + (await actions.workerMetrics());
+      const master = await metrics.registry.metrics();
+      const workers = await actions.workerMetrics();
+      // Two expositions in one body: each family appears once (the workers' are
+      // all sticky_worker_*), separated by a line end.
+      const text = workers === '' ? master : `${master.endsWith('\n') ? master : `${master}\n`}${workers}`;
       res.writeHead(200, { 'content-type': metrics.registry.contentType });
       res.end(text);
       return;
     }
-    json(res, path === '/healthz' || path === '/workers' || path === '/metrics' ? 405 : 404, { error: 'not found' });
+    if (path === '/healthz' || path === '/workers' || path === '/metrics') json(res, 405, { error: 'method not allowed' });
+    else json(res, 404, { error: 'not found' });
   }
 
   return server;
@@ -74,20 +97,16 @@ function json(res: http.ServerResponse, status: number, value: unknown): void {
   res.end(body);
 }
 
-function readBody(req: http.IncomingMessage): Promise<string> {
+/** The request body as text, or null when it is over MAX_ADMIN_BODY_BYTES (the rest is discarded). */
+function readBody(req: http.IncomingMessage): Promise<string | null> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size > MAX_ADMIN_BODY_BYTES) {
-        reject(new Error('admin body too large'));
-        req.destroy();
-        return;
-      }
-      chunks.push(chunk);
+      if (size <= MAX_ADMIN_BODY_BYTES) chunks.push(chunk);
     });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('end', () => resolve(size > MAX_ADMIN_BODY_BYTES ? null : Buffer.concat(chunks).toString('utf8')));
     req.on('error', reject);
   });
 }

@@ -13,7 +13,9 @@ export type MasterMessage =
   /** Stop taking connections, finish the open ones within `timeoutMs`, then exit. */
   | { readonly type: 'drain'; readonly timeoutMs: number }
   /** Re-read TLS material and swap the secure context (SIGHUP). */
-  | { readonly type: 'reload-tls' };
+  | { readonly type: 'reload-tls' }
+  /** Send your prom-client registry as JSON (answered by a `metrics` message with the same id). */
+  | { readonly type: 'metrics'; readonly id: number };
 
 /** Worker → master. */
 export type WorkerMessage =
@@ -21,8 +23,14 @@ export type WorkerMessage =
   | { readonly type: 'ready' }
   /** Connection `id` is now the worker's (the master may close its copy of the handle). */
   | { readonly type: 'ack'; readonly id: number }
-  /** The worker's count of open client connections changed. */
-  | { readonly type: 'active'; readonly count: number }
+  /**
+   * The worker's count of open client connections changed. `received` is every
+   * connection it has been handed so far: the master subtracts it from what it
+   * sent to know the hand-offs this count does not include yet (bounded load).
+   */
+  | { readonly type: 'active'; readonly count: number; readonly received?: number }
+  /** Answer to the master's `metrics` request: `registry.getMetricsAsJSON()`, for AggregatorRegistry.aggregate. */
+  | { readonly type: 'metrics'; readonly id: number; readonly metrics: readonly unknown[] }
   /** A connection handed back for re-routing (key.reuse "handback"): the handle rides along. */
   | { readonly type: 'handback'; readonly id: number; readonly bytes: Buffer; readonly info: ConnectionInfo; readonly key: string; readonly keySource: ConnectionInfo['keySource'] };
 

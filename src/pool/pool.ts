@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { MasterMetrics } from '../admin/metrics.js';
 import type { ResolvedConfig } from '../config/load.js';
 import { MAX_SLOTS, pickSlot } from '../ring/rendezvous.js';
+import { pickBounded } from './bounded-load.js';
 import { isWorkerMessage, type MasterMessage, type WorkerMessage } from './messages.js';
 import { canTransition, type SlotState } from './slot-state.js';
 
@@ -15,6 +16,12 @@ export interface WorkerProc {
   state: SlotState;
   /** Open client connections, as the worker last reported. */
   active: number;
+  /** Connections the master has sent to this worker (bounded load). */
+  sent: number;
+  /** Connections the worker said it had received when it last reported `active`. */
+  received: number;
+  /** The IPC channel is gone (disconnect or exit seen): nothing more can be sent. */
+  gone: boolean;
   readonly startedAt: number;
 }
 
@@ -26,43 +33,77 @@ export interface SlotView {
   readonly connections: number;
 }
 
+/** Why a connection did not go to its key's first choice. */
+export type FallbackReason = 'slot-not-ready' | 'over-load';
+
+/** Where the pool sends a key. */
+export interface SlotChoice {
+  /** The slot, or -1 when no eligible slot is ready. */
+  readonly slot: number;
+  /** Set when the key's first choice was skipped (counted as a fallback). */
+  readonly fallback: FallbackReason | null;
+}
+
 /** What the pool tells its owner about. */
 export interface PoolHooks {
   /** A worker acknowledged connection `id`. */
   onAck(proc: WorkerProc, id: number): void;
-  /** A worker process is gone (crash, kill or planned stop): its unacknowledged connections need a new home. */
+  /**
+   * A worker can take nothing more (its channel closed or it exited): its
+   * unacknowledged connections need a new home. May be called twice for one
+   * worker (disconnect, then exit); the owner must be idempotent.
+   */
   onExit(proc: WorkerProc): void;
   /** A worker handed a connection back (key.reuse "handback"). */
   onHandback(proc: WorkerProc, message: Extract<WorkerMessage, { type: 'handback' }>, socket: Socket | undefined): void;
 }
 
-/** Crash-loop backoff: first respawn at once, then doubling up to this. */
+/** Crash-loop backoff: the first respawn is immediate, then 100 ms doubling up to this. */
 const MAX_RESPAWN_DELAY_MS = 10_000;
 /** A worker that lived this long is healthy: its slot's crash count resets. */
 const HEALTHY_UPTIME_MS = 10_000;
+/** How long `GET /metrics` waits for the workers' registries. */
+const WORKER_METRICS_TIMEOUT_MS = 2000;
+/** Past the drain timeout, how long a worker gets to exit by itself before SIGKILL. */
+const DRAIN_KILL_GRACE_MS = 1000;
+
+/** The delay before respawning a slot that crashed `crashes` times in a row (1 = first crash). */
+export function respawnDelayMs(crashes: number): number {
+  return crashes <= 1 ? 0 : Math.min(MAX_RESPAWN_DELAY_MS, 100 * 2 ** (crashes - 2));
+}
 
 /**
- * The worker slots: forks, readiness, respawn into the same slot, scaling and
- * draining. Slot ids are stable; routing reads only `readyMask`.
+ * The worker slots: forks, readiness, respawn into the same slot, scaling,
+ * draining and rolling restarts. Slot ids are stable (placement depends on
+ * them, not on pids); routing reads only `readyMask` and the slot count.
  */
 export class WorkerPool {
   /** `readyMask[slot]` is 1 when the slot's current worker takes connections. */
   readonly readyMask = new Uint8Array(MAX_SLOTS);
   /** The current worker of each slot (null between a crash and its respawn). */
   private readonly current: Array<WorkerProc | null> = [];
-  /** Slots the pool is meant to have (`slotCount` can be larger while the highest drain). */
+  /** Slots the pool aims for. */
   private target = 0;
   /** Workers on their way out (scale-down, rolling restart, shutdown). */
   private readonly retiring = new Set<WorkerProc>();
+  /** Rolling-restart replacements not yet ready (not in `current`). */
+  private readonly replacements = new Set<WorkerProc>();
   private readonly crashes: number[] = [];
   private readonly respawnTimers = new Map<number, NodeJS.Timeout>();
   private readonly readyWaiters: Array<() => void> = [];
+  /** Resolvers waiting for a worker to become ready or die. */
+  private readonly settleWaiters = new Map<WorkerProc, Array<() => void>>();
+  private readonly metricsRequests = new Map<number, { readonly responses: unknown[][]; waiting: number; readonly done: () => void }>();
+  private nextMetricsId = 1;
   private stopping = false;
   private config: ResolvedConfig;
+  /** Scratch arrays for bounded-load placement (allocated once). */
+  private readonly eligible = new Uint8Array(MAX_SLOTS);
+  private readonly loads = new Float64Array(MAX_SLOTS);
 
   constructor(
     config: ResolvedConfig,
-    private readonly runtimePath: string,
+    runtimePath: string,
     private readonly log: Logger,
     private readonly metrics: MasterMetrics,
     private readonly hooks: PoolHooks,
@@ -71,7 +112,7 @@ export class WorkerPool {
     cluster.setupPrimary({ exec: runtimePath, serialization: 'advanced', args: [] });
   }
 
-  /** Number of slots routing considers (the highest may be draining). */
+  /** Number of slots routing considers. */
   get slotCount(): number {
     return this.current.length;
   }
@@ -81,6 +122,11 @@ export class WorkerPool {
     return this.target;
   }
 
+  /** True once `stopAll` began. */
+  get isStopping(): boolean {
+    return this.stopping;
+  }
+
   /** Uses a new config for workers forked from now on (SIGHUP). */
   setConfig(config: ResolvedConfig): void {
     this.config = config;
@@ -88,7 +134,43 @@ export class WorkerPool {
 
   /** The best ready slot for a key hash, or -1 when none is ready. */
   pick(keyHash: number): number {
-    return pickSlot(keyHash, this.current.length, this.readyMask);
+    return this.choose(keyHash, NO_SLOTS).slot;
+  }
+
+  /**
+   * Where a key goes: its first choice among ready slots not in `exclude`
+   * (slots a connection was already sent to), skipping slots over the load
+   * bound when `balanceFactor` is set. Reports whether the key's first choice
+   * was skipped because it is not ready or over the bound.
+   */
+  choose(keyHash: number, exclude: readonly number[]): SlotChoice {
+    const count = this.current.length;
+    let mask: Uint8Array = this.readyMask;
+    if (exclude.length > 0 || this.config.balanceFactor !== undefined) {
+      mask = this.eligible;
+      mask.set(this.readyMask.subarray(0, count));
+      for (const slot of exclude) mask[slot] = 0;
+    }
+    let slot: number;
+    let overflowed = false;
+    if (this.config.balanceFactor === undefined) {
+      slot = pickSlot(keyHash, count, mask);
+    } else {
+      for (let s = 0; s < count; s++) {
+        const proc = this.current[s];
+        this.loads[s] = proc ? proc.active + Math.max(0, proc.sent - proc.received) : 0;
+      }
+      const choice = pickBounded(keyHash, count, mask, this.loads, this.config.balanceFactor);
+      slot = choice.slot;
+      overflowed = choice.overflowed;
+    }
+    if (overflowed) return { slot, fallback: 'over-load' };
+    // Only when some slot is not ready can the first choice have been skipped; a
+    // second ring walk costs nothing in the common case this way.
+    if (slot !== -1 && exclude.length === 0 && this.readyCount() !== count && pickSlot(keyHash, count) !== slot) {
+      return { slot, fallback: 'slot-not-ready' };
+    }
+    return { slot, fallback: null };
   }
 
   /** The current worker of a slot. */
@@ -121,9 +203,9 @@ export class WorkerPool {
     return count;
   }
 
-  /** Resolves when every slot below the target has a ready worker. */
+  /** Resolves when every slot up to the target has a ready worker (or the pool stops). */
   whenAllReady(): Promise<void> {
-    if (this.allReady()) return Promise.resolve();
+    if (this.allReady() || this.stopping) return Promise.resolve();
     return new Promise((resolve) => this.readyWaiters.push(resolve));
   }
 
@@ -131,7 +213,12 @@ export class WorkerPool {
     return this.current.length === this.target && this.readyCount() === this.target;
   }
 
-  /** Scales to `count` slots: new slots fork at the top; the highest slots drain first. */
+  /**
+   * Scales to `count` slots. New slots are forked at the top (only the keys
+   * whose new first choice they are move, once they are ready). The highest
+   * slots go first: routing stops at once (their keys go to their next choice)
+   * and the worker drains, bounded by `workers.drainTimeoutMs`.
+   */
   scaleTo(count: number): void {
     if (this.stopping) return;
     count = Math.max(1, Math.min(MAX_SLOTS, Math.floor(count)));
@@ -139,52 +226,98 @@ export class WorkerPool {
     while (this.current.length < count) {
       const slot = this.current.length;
       this.current.push(null);
+      this.crashes[slot] = 0;
       this.fork(slot);
     }
     while (this.current.length > count) {
       const slot = this.current.length - 1;
       const proc = this.current[slot] ?? null;
       this.cancelRespawn(slot);
-      this.current.pop();
       this.readyMask[slot] = 0;
+      this.current.pop();
+      this.metrics.active.remove({ worker: String(slot) });
       if (proc) this.retire(proc);
     }
     this.updateGauges();
-    this.settleWaiters();
+    this.settleReadyWaiters();
   }
 
   /** Sends a message (and a socket) to a worker; `done` gets the send error, if any. */
   send(proc: WorkerProc, message: MasterMessage, socket: Socket | undefined, done: (error: Error | null) => void): void {
-    if (!proc.worker.isConnected()) {
+    if (proc.gone || !proc.worker.isConnected()) {
       done(new Error('worker channel closed'));
       return;
     }
+    const isConnection = message.type === 'connection';
+    if (isConnection) proc.sent++;
     try {
       // keepOpen: the master keeps its copy of the handle until the worker's
       // own 'ack', so a worker dying mid-transfer cannot lose the connection.
-      proc.worker.send(message, socket as never, { keepOpen: true }, (error) => done(error ?? null));
+      proc.worker.send(message, socket as never, { keepOpen: true }, (error) => {
+        if (error && isConnection) proc.sent--;
+        done(error ?? null);
+      });
     } catch (error) {
+      if (isConnection) proc.sent--;
       done(error as Error);
     }
   }
 
-  /** Replaces every worker, one slot at a time; each new worker is ready before the old one drains. */
-  async rollingRestart(): Promise<void> {
+  /**
+   * Replaces every worker, one slot at a time: the new worker (forked with the
+   * current config) becomes ready and takes the slot before the old one drains,
+   * so the slot never stops taking connections. Stops at the first replacement
+   * that fails to start (a broken app must not take down every slot).
+   */
+  async rollingRestart(): Promise<{ replaced: number; failedSlot: number | null }> {
+    let replaced = 0;
     for (let slot = 0; slot < this.current.length && !this.stopping; slot++) {
       const old = this.current[slot];
       if (!old || old.state !== 'ready') continue;
       const next = this.fork(slot, old);
-      await new Promise<void>((resolve) => {
-        const check = (): void => {
-          if (next.state === 'ready' || next.state === 'dead' || this.stopping) resolve();
-          else setTimeout(check, 20);
-        };
-        check();
-      });
+      await this.settled(next);
+      if (next.state !== 'ready' && next.state !== 'draining') {
+        if (this.stopping) break;
+        this.log.error({ worker: slot, workerPid: next.pid }, 'rolling restart: the new worker did not start; keeping the old ones');
+        return { replaced, failedSlot: slot };
+      }
+      replaced++;
     }
+    return { replaced, failedSlot: null };
   }
 
-  /** Drains every worker (bounded) and resolves when all have exited. */
+  /**
+   * Asks every ready or draining worker for its prom-client registry as JSON
+   * (our own IPC request, not prom-client's cluster listeners: the master owns
+   * the IPC union). Resolves with what arrived within the timeout.
+   */
+  collectWorkerMetrics(timeoutMs = WORKER_METRICS_TIMEOUT_MS): Promise<unknown[][]> {
+    const procs = [...this.current, ...this.retiring].filter(
+      (proc): proc is WorkerProc => proc !== null && !proc.gone && (proc.state === 'ready' || proc.state === 'draining'),
+    );
+    if (procs.length === 0) return Promise.resolve([]);
+    const id = this.nextMetricsId++;
+    return new Promise((resolve) => {
+      const request = {
+        responses: [] as unknown[][],
+        waiting: procs.length,
+        done: () => {
+          clearTimeout(timer);
+          this.metricsRequests.delete(id);
+          resolve(request.responses);
+        },
+      };
+      const timer = setTimeout(request.done, timeoutMs);
+      this.metricsRequests.set(id, request);
+      for (const proc of procs) {
+        this.send(proc, { type: 'metrics', id }, undefined, (error) => {
+          if (error && --request.waiting === 0) request.done();
+        });
+      }
+    });
+  }
+
+  /** Drains every worker (bounded by the drain timeout) and resolves when all have exited. */
   async stopAll(): Promise<void> {
     this.stopping = true;
     for (const timer of this.respawnTimers.values()) clearTimeout(timer);
@@ -194,10 +327,11 @@ export class WorkerPool {
       this.readyMask[slot] = 0;
       if (proc) this.retire(proc);
     }
+    for (const proc of this.replacements) this.retire(proc);
     this.current.length = 0;
-    const deadline = Date.now() + this.config.workers.drainTimeoutMs + 2000;
-    while (this.retiring.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    for (const proc of this.retiring) proc.worker.process.kill('SIGKILL');
+    this.updateGauges();
+    for (const resolve of this.readyWaiters.splice(0)) resolve();
+    await Promise.all([...this.retiring].map((proc) => this.exited(proc)));
   }
 
   /** Forks a worker into `slot`. With `replacing`, the old one serves until the new one is ready. */
@@ -206,102 +340,152 @@ export class WorkerPool {
       STICKY_SLOT: String(slot),
       STICKY_CONFIG: JSON.stringify(this.config),
     });
-    const proc: WorkerProc = { slot, worker, pid: worker.process.pid ?? 0, state: 'starting', active: 0, startedAt: Date.now() };
-    if (!replacing) this.current[slot] = proc;
+    const proc: WorkerProc = {
+      slot,
+      worker,
+      pid: worker.process.pid ?? 0,
+      state: 'starting',
+      active: 0,
+      sent: 0,
+      received: 0,
+      gone: false,
+      startedAt: Date.now(),
+    };
+    if (replacing) this.replacements.add(proc);
+    else this.current[slot] = proc;
     worker.on('message', (message: unknown, handle: unknown) => this.onMessage(proc, message, handle as Socket | undefined, replacing));
+    // 'disconnect' can come before 'exit' (the channel closes as the process dies):
+    // stop routing and re-route at the first of the two.
+    worker.on('disconnect', () => this.onGone(proc));
     worker.on('exit', (code, signal) => this.onExit(proc, code, (signal || null) as NodeJS.Signals | null));
     // An IPC error (EPIPE to a dying worker) must not become an uncaught exception.
-    worker.on('error', (error) => this.log.warn({ worker: slot, pid: proc.pid, err: error.message }, 'worker channel error'));
-    this.log.info({ worker: slot, pid: proc.pid }, 'worker starting');
+    worker.on('error', (error) => this.log.warn({ worker: slot, workerPid: proc.pid, err: error.message }, 'worker channel error'));
+    this.log.info({ worker: slot, workerPid: proc.pid, replacing: replacing?.pid }, 'worker starting');
     this.updateGauges();
     return proc;
   }
 
-  private transition(proc: WorkerProc, to: SlotState): void {
-    if (!canTransition(proc.state, to)) return;
+  /** Moves a worker to `to` if the state machine allows it (slot-state.ts). */
+  private transition(proc: WorkerProc, to: SlotState): boolean {
+    if (!canTransition(proc.state, to)) {
+      this.log.debug({ worker: proc.slot, workerPid: proc.pid, from: proc.state, to }, 'state transition ignored');
+      return false;
+    }
     proc.state = to;
+    if (to === 'ready' || to === 'dead' || to === 'draining') this.wakeSettled(proc);
     this.updateGauges();
+    return true;
   }
 
   private onMessage(proc: WorkerProc, message: unknown, handle: Socket | undefined, replacing?: WorkerProc): void {
     if (!isWorkerMessage(message)) return;
     switch (message.type) {
-      case 'ready': {
-        if (proc.state !== 'starting') return;
-        if (replacing) {
-          // Rolling restart: the new worker takes the slot, the old one drains.
-          const holder = this.current[proc.slot];
-          if (this.stopping || proc.slot >= this.current.length) {
-            this.retire(proc);
-            return;
-          }
-          if (holder === replacing) {
-            this.current[proc.slot] = proc;
-            this.retire(replacing);
-          } else if (holder === null) {
-            // The old worker died meanwhile: adopt the replacement instead of respawning.
-            this.cancelRespawn(proc.slot);
-            this.current[proc.slot] = proc;
-          } else {
-            this.retire(proc);
-            return;
-          }
-        }
-        this.transition(proc, 'ready');
-        this.readyMask[proc.slot] = 1;
-        this.log.info({ worker: proc.slot, pid: proc.pid }, 'worker ready');
-        this.settleWaiters();
+      case 'ready':
+        this.onReady(proc, replacing);
         return;
-      }
       case 'ack':
         this.hooks.onAck(proc, message.id);
         return;
       case 'active':
         proc.active = message.count;
+        if (message.received !== undefined) proc.received = message.received;
         if (this.current[proc.slot] === proc) this.metrics.active.set({ worker: String(proc.slot) }, message.count);
         return;
       case 'handback':
         this.hooks.onHandback(proc, message, handle);
         return;
+      case 'metrics': {
+        const request = this.metricsRequests.get(message.id);
+        if (!request) return;
+        request.responses.push([...message.metrics]);
+        if (--request.waiting === 0) request.done();
+        return;
+      }
     }
   }
 
-  /** Stops routing to a worker and asks it to finish its connections. */
+  private onReady(proc: WorkerProc, replacing: WorkerProc | undefined): void {
+    if (proc.state !== 'starting') return;
+    if (replacing) {
+      this.replacements.delete(proc);
+      // Rolling restart: the new worker takes the slot, the old one drains.
+      const holder = this.current[proc.slot];
+      if (this.stopping || proc.slot >= this.current.length) {
+        this.retire(proc);
+        return;
+      }
+      if (holder === replacing) {
+        this.current[proc.slot] = proc;
+        this.retire(replacing);
+      } else if (holder === null) {
+        // The old worker died meanwhile: adopt the replacement instead of respawning.
+        this.cancelRespawn(proc.slot);
+        this.current[proc.slot] = proc;
+      } else {
+        this.retire(proc);
+        return;
+      }
+    }
+    this.transition(proc, 'ready');
+    this.readyMask[proc.slot] = 1;
+    this.metrics.active.set({ worker: String(proc.slot) }, proc.active);
+    this.log.info({ worker: proc.slot, workerPid: proc.pid }, 'worker ready');
+    this.settleReadyWaiters();
+  }
+
+  /** Stops routing to a worker and asks it to finish its connections, bounded by the drain timeout. */
   private retire(proc: WorkerProc): void {
     if (proc.state === 'dead' || this.retiring.has(proc)) return;
+    this.replacements.delete(proc);
     this.retiring.add(proc);
     this.transition(proc, 'draining');
     const timeoutMs = this.config.workers.drainTimeoutMs;
-    this.log.info({ worker: proc.slot, pid: proc.pid, timeoutMs }, 'worker draining');
+    this.log.info({ worker: proc.slot, workerPid: proc.pid, timeoutMs }, 'worker draining');
     this.send(proc, { type: 'drain', timeoutMs }, undefined, () => {});
-    // The worker exits by itself when drained; this is the bound if it does not.
-    setTimeout(() => {
-      if (proc.state !== 'dead') proc.worker.process.kill('SIGKILL');
-    }, timeoutMs + 1000).unref();
+    // The worker exits by itself when drained (or at its own timeout); this is the bound if it does not.
+    const killTimer = setTimeout(() => {
+      if (proc.state !== 'dead') {
+        this.log.warn({ worker: proc.slot, workerPid: proc.pid }, 'worker did not exit after draining; killing it');
+        proc.worker.process.kill('SIGKILL');
+      }
+    }, timeoutMs + DRAIN_KILL_GRACE_MS);
+    killTimer.unref();
+    void this.exited(proc).then(() => clearTimeout(killTimer));
+  }
+
+  /** The worker's channel is gone: route nothing more to it, re-route what it had not acknowledged. */
+  private onGone(proc: WorkerProc): void {
+    if (proc.gone) return;
+    proc.gone = true;
+    if (this.current[proc.slot] === proc) this.readyMask[proc.slot] = 0;
+    this.hooks.onExit(proc);
   }
 
   private onExit(proc: WorkerProc, code: number | null, signal: NodeJS.Signals | null): void {
+    this.onGone(proc);
     const planned = proc.state === 'draining';
-    proc.state = 'dead';
+    this.transition(proc, 'dead');
     this.retiring.delete(proc);
+    this.replacements.delete(proc);
     const isCurrent = this.current[proc.slot] === proc;
     if (isCurrent) {
       this.readyMask[proc.slot] = 0;
       this.current[proc.slot] = null;
       this.metrics.active.set({ worker: String(proc.slot) }, 0);
     }
-    this.hooks.onExit(proc);
     this.updateGauges();
+    this.wakeSettled(proc);
     if (planned || !isCurrent || this.stopping) {
-      this.log.info({ worker: proc.slot, pid: proc.pid, code, signal }, 'worker stopped');
+      this.log.info({ worker: proc.slot, workerPid: proc.pid, code, signal }, 'worker stopped');
       return;
     }
-    // An unplanned exit: respawn into the same slot, backing off while it crash-loops.
+    // An unplanned exit: respawn into the same slot (its keys come back when it
+    // is ready), backing off while it crash-loops.
     const uptime = Date.now() - proc.startedAt;
-    const crashes = uptime >= HEALTHY_UPTIME_MS ? 0 : (this.crashes[proc.slot] ?? 0) + 1;
+    const crashes = uptime >= HEALTHY_UPTIME_MS ? 1 : (this.crashes[proc.slot] ?? 0) + 1;
     this.crashes[proc.slot] = crashes;
-    const delayMs = crashes <= 1 ? 0 : Math.min(MAX_RESPAWN_DELAY_MS, 100 * 2 ** (crashes - 2));
-    this.log.warn({ worker: proc.slot, pid: proc.pid, code, signal, delayMs, crashes }, 'worker exited; respawning');
+    const delayMs = respawnDelayMs(crashes);
+    this.log.warn({ worker: proc.slot, workerPid: proc.pid, code, signal, delayMs, crashes }, 'worker exited; respawning');
     this.metrics.respawns.inc({ worker: String(proc.slot) });
     const timer = setTimeout(() => {
       this.respawnTimers.delete(proc.slot);
@@ -316,7 +500,30 @@ export class WorkerPool {
     this.respawnTimers.delete(slot);
   }
 
-  private settleWaiters(): void {
+  /** Resolves when `proc` is ready, draining or dead. */
+  private settled(proc: WorkerProc): Promise<void> {
+    if (proc.state !== 'starting') return Promise.resolve();
+    return new Promise((resolve) => {
+      const list = this.settleWaiters.get(proc) ?? [];
+      list.push(resolve);
+      this.settleWaiters.set(proc, list);
+    });
+  }
+
+  /** Resolves when `proc` has exited. */
+  private exited(proc: WorkerProc): Promise<void> {
+    if (proc.state === 'dead') return Promise.resolve();
+    return new Promise((resolve) => proc.worker.once('exit', () => resolve()));
+  }
+
+  private wakeSettled(proc: WorkerProc): void {
+    const list = this.settleWaiters.get(proc);
+    if (!list) return;
+    this.settleWaiters.delete(proc);
+    for (const resolve of list) resolve();
+  }
+
+  private settleReadyWaiters(): void {
     if (!this.allReady()) return;
     for (const resolve of this.readyWaiters.splice(0)) resolve();
   }
@@ -325,6 +532,9 @@ export class WorkerPool {
     const counts: Record<SlotState, number> = { empty: 0, starting: 0, ready: 0, draining: 0, dead: 0 };
     for (const proc of this.current) counts[proc ? proc.state : 'empty']++;
     for (const proc of this.retiring) counts[proc.state]++;
+    for (const proc of this.replacements) counts[proc.state]++;
     for (const [state, count] of Object.entries(counts)) this.metrics.workers.set({ state }, count);
   }
 }
+
+const NO_SLOTS: readonly number[] = [];
