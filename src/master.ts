@@ -2,9 +2,11 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { createAdminServer, listenAdmin } from './admin/server.js';
 import { MasterMetrics } from './admin/metrics.js';
+import { aggregateWorkerMetrics } from './admin/worker-metrics.js';
 import { loadConfig } from './config/load.js';
 import { Balancer } from './master/balancer.js';
 import { WorkerPool } from './pool/pool.js';
+import { restartOnlyChanges } from './pool/reload.js';
 
 /**
  * The command (dist/master.js): load the config, start the workers, listen,
@@ -32,30 +34,59 @@ async function main(): Promise<void> {
   const address = await balancer.listen();
   log.info({ address: address.address, port: address.port, workers: pool.readyCount() }, 'listening');
 
-  const scale = async (count: number): Promise<void> => {
+  /** Scales the pool; resolves true once every slot is ready (false when stopping). */
+  const scale = async (count: number): Promise<boolean> => {
+    if (pool.isStopping) return false;
     log.info({ from: pool.targetCount, to: count }, 'scaling workers');
     pool.scaleTo(count);
     await pool.whenAllReady();
+    if (pool.isStopping) return false;
+    log.info({ workers: pool.readyCount() }, 'scaled');
+    return true;
   };
   if (config.admin !== false) {
-    const admin = createAdminServer(pool, metrics, { scale, workerMetrics: async () => '' }, log);
+    const workerMetrics = async (): Promise<string> => aggregateWorkerMetrics(await pool.collectWorkerMetrics());
+    const admin = createAdminServer(pool, metrics, { scale, workerMetrics }, log);
     const adminAddress = await listenAdmin(admin, config.admin.host, config.admin.port);
     admin.unref();
     log.info({ address: adminAddress.address, port: adminAddress.port }, 'admin listening');
   }
 
+  // Like gunicorn: TTIN one more worker, TTOU one fewer (the highest slot drains first).
   process.on('SIGTTIN', () => void scale(pool.targetCount + 1));
   process.on('SIGTTOU', () => {
     if (pool.targetCount > 1) void scale(pool.targetCount - 1);
+    else log.warn({ workers: pool.targetCount }, 'SIGTTOU ignored: at least one worker stays');
   });
+  /** The config the workers are forked with (SIGHUP replaces it when the file is valid). */
+  let workerConfig = config;
   let reloading = false;
   process.on('SIGHUP', () => {
+    if (pool.isStopping) return;
     if (reloading) return;
     reloading = true;
-    log.info('rolling restart');
+    // Re-read the file: the new workers get it; what only the master holds is named.
+    const reloaded = loadConfig(process.argv.slice(2));
+    let countChanged = false;
+    if (!reloaded.ok) {
+      log.error({ err: reloaded.message }, 'config reload failed; restarting workers with the running config');
+    } else {
+      const needRestart = restartOnlyChanges(config, reloaded.config);
+      if (needRestart.length > 0) log.warn({ paths: needRestart }, 'config changes that need a master restart; not applied');
+      countChanged = reloaded.config.workerCount !== workerConfig.workerCount;
+      workerConfig = reloaded.config;
+      pool.setConfig(workerConfig);
+      log.level = workerConfig.log.level;
+      log.info({ config: workerConfig.configPath }, 'config reloaded');
+    }
+    log.info({ workers: pool.slotCount }, 'rolling restart');
     pool
       .rollingRestart()
-      .then(() => log.info('rolling restart done'))
+      .then(async ({ replaced, failedSlot }) => {
+        log.info({ replaced, failedSlot }, 'rolling restart done');
+        // workers.count changed in the file: follow it (TTIN/TTOU changes are kept otherwise).
+        if (countChanged && failedSlot === null) await scale(workerConfig.workerCount);
+      })
       .finally(() => (reloading = false));
   });
   let stopping = false;
@@ -64,7 +95,12 @@ async function main(): Promise<void> {
     stopping = true;
     log.info({ signal }, 'stopping: no new connections, draining workers');
     void (async () => {
-      await balancer.close();
+      // Not awaited: once a socket was sent to a worker, net.Server#close waits
+      // for the workers to report every such socket closed (internal/socket_list),
+      // which only happens after they drain below — and with no worker left in its
+      // list it never calls back at all. The listening handle closes at once.
+      void balancer.close();
+      // What the master still holds (peeking or unacknowledged) is handed off first.
       while (balancer.heldConnections > 0) await new Promise((resolve) => setTimeout(resolve, 20));
       await pool.stopAll();
       log.info('stopped');

@@ -14,7 +14,6 @@ import type { WorkerMessage } from '../pool/messages.js';
 import { parseRequestHead, type RequestHead } from '../protocol/http1.js';
 import { parseProxyHeader, type ProxyEndpoint, type ProxyHeader } from '../protocol/proxy.js';
 import { hashKey } from '../ring/farmhash.js';
-import { pickSlot } from '../ring/rendezvous.js';
 import { LogLimiter } from './log-limiter.js';
 import { stopReading } from './stop-reading.js';
 
@@ -327,14 +326,19 @@ export class Balancer {
       this.held--;
       return;
     }
-    let slot = this.pool.pick(handoff.keyHash);
-    if (slot !== -1 && handoff.tried.includes(slot)) slot = this.pickExcluding(handoff.keyHash, handoff.tried);
+    // The key's first choice among ready slots it was not already sent to (its
+    // next choice when that slot is empty, dead or over the load bound).
+    const choice = this.pool.choose(handoff.keyHash, handoff.tried);
+    const slot = choice.slot;
+    fallbackReason ??= choice.fallback;
     if (slot === -1) {
       if (Date.now() - firstTry >= this.config.limits.peekTimeoutMs) {
         this.held--;
         this.refuse(handoff.socket, handoff.peer, 'ERR_NO_WORKER');
         return;
       }
+      // Every slot it was sent to is gone: a respawned worker in one of them may take it.
+      handoff.tried.length = 0;
       setTimeout(() => this.route(handoff, fallbackReason ?? 'no-ready-worker', firstTry), NO_WORKER_RETRY_MS);
       return;
     }
@@ -348,13 +352,6 @@ export class Balancer {
     this.pool.send(proc, { type: 'connection', id, bytes: handoff.bytes, info }, handoff.socket, (error) => {
       if (error) this.reroute(id, 'send-failed');
     });
-  }
-
-  /** The key's next choice among ready slots it has not been sent to yet. */
-  private pickExcluding(keyHash: number, tried: readonly number[]): number {
-    const mask = this.pool.readyMask.slice(0, this.pool.slotCount);
-    for (const slot of tried) mask[slot] = 0;
-    return pickSlot(keyHash, this.pool.slotCount, mask);
   }
 
   private reroute(id: number, reason: string): void {
