@@ -1,5 +1,6 @@
 import type http from 'node:http';
 import type { Logger } from 'pino';
+import { Counter } from 'prom-client';
 import type { ResolvedConfig } from '../src/config/load.js';
 import { truncateForLog } from '../src/inspect/client.js';
 import { refusalBody, refusalHeaders } from '../src/inspect/response.js';
@@ -8,6 +9,7 @@ import { CidrList } from '../src/ip/address.js';
 import { LogLimiter } from '../src/master/log-limiter.js';
 import { accessLogHook, requestClient } from './access-log.js';
 import type { RequestHook } from './request-hooks.js';
+import { workerRegistry } from './worker-metrics.js';
 
 /** Called once per request the hook refused (the runtime logs and counts it). */
 export type OnRefused = (req: http.IncomingMessage, refusal: Refusal) => void;
@@ -37,8 +39,17 @@ export function inspectHook(inspector: Inspector, onRefused: OnRefused): Request
   };
 }
 
-/** Refusals this worker answered, by rule (exact; its log lines are rate-limited). */
-export const workerRefusals = new Map<Refusal['rule'], number>();
+/**
+ * Refusals the workers answered, by rule (exact; the log lines are
+ * rate-limited). Summed across workers by the master on `GET /metrics`; the
+ * master's own refusals are `sticky_rejected_requests_total{where="master"}`.
+ */
+const rejectedRequests = new Counter({
+  name: 'sticky_worker_rejected_requests_total',
+  help: 'Requests refused by inspection rules in the workers (requests after the first on a connection), by rule',
+  labelNames: ['rule'] as const,
+  registers: [workerRegistry],
+});
 
 /**
  * The request hooks for `config.accessLog` and `config.inspect`, in the order
@@ -55,8 +66,7 @@ export function edgeHooks(config: ResolvedConfig, log: Logger): RequestHook[] {
     const limiter = new LogLimiter();
     hooks.push(
       inspectHook(compileInspector(config.inspect), (req, refusal) => {
-        const total = (workerRefusals.get(refusal.rule) ?? 0) + 1;
-        workerRefusals.set(refusal.rule, total);
+        rejectedRequests.inc({ rule: refusal.rule });
         const suppressed = limiter.admit(refusal.rule);
         if (suppressed < 0) return;
         log.warn(
@@ -67,7 +77,6 @@ export function edgeHooks(config: ResolvedConfig, log: Logger): RequestHook[] {
             rule: refusal.rule,
             status: refusal.status,
             where: 'worker',
-            total,
             suppressed,
           },
           'request refused',

@@ -134,6 +134,7 @@ t.test('edge inspection: the master refuses, the worker refuses later requests, 
   t.equal(metricValue(metrics, 'sticky_rejected_requests_total', 'rule="method",where="master"'), 1);
   t.equal(metricValue(metrics, 'sticky_rejected_requests_total', 'rule="url-length",where="master"'), 1);
   t.equal(metricValue(metrics, 'sticky_rejected_requests_total', 'rule="host",where="master"'), 1);
+  t.equal(metricValue(metrics, 'sticky_worker_rejected_requests_total', 'rule="path-allow"'), 1, 'the worker-side refusal, summed over workers');
 });
 
 t.test('a bad path pattern is a config error naming its path', async (t) => {
