@@ -1,0 +1,741 @@
+/**
+ * The side-by-side (issue 6): ours against Node's own cluster round-robin,
+ * sticky-session, @socket.io/sticky, HAProxy and nginx (when installed) and one
+ * process without hand-off. Same app (bench/apps/app.ts), 2 workers, loopback,
+ * wrk with a random X-Forwarded-For from a pool of 1000 on every request.
+ *
+ * Two measurements per contender and round: new connections per second (each
+ * request on its own connection) and keep-alive requests per second. Rounds are
+ * interleaved (the contender order rotates every round) so that a noisy
+ * neighbour hits everyone alike; the table shows medians and the median of the
+ * per-round ratios to cluster-rr. Then, per contender, stickiness (20 keys × N
+ * requests on new connections: does every key stay on one worker?) and spread
+ * (1000 keys, one request each: the busiest worker's share). For ours the
+ * spread under load is also read from the admin metrics (hand-offs by worker).
+ *
+ *   npm run build && npm run bench                       # full: 5 rounds × 10 s
+ *   node dist/bench/compare.js --quick                   # smoke: 1 round × 2 s
+ *   node dist/bench/compare.js --rounds 7 --duration 8 --connections 50 --wait-quiet 1200
+ *
+ * Prints a markdown table and writes bench/results/compare-<time>.json.
+ * Every load loop is bounded: wrk runs for --duration and is killed past it,
+ * probes send a fixed number of requests, each with a timeout.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import { join } from 'node:path';
+
+/** Where compiled launchers live (this file is dist/bench/compare.js). */
+const APPS = join(__dirname, 'apps');
+const REPO = join(__dirname, '..', '..');
+const LUA = join(REPO, 'bench', 'apps', 'xff.lua');
+
+interface Options {
+  readonly quick: boolean;
+  readonly rounds: number;
+  readonly durationS: number;
+  readonly connections: number;
+  readonly threads: number;
+  readonly stickyRequests: number;
+  readonly waitQuietS: number;
+  readonly only: readonly string[] | null;
+}
+
+function parseOptions(argv: readonly string[]): Options {
+  const quick = argv.includes('--quick');
+  const value = (name: string, fallback: number): number => {
+    const index = argv.indexOf(name);
+    if (index === -1) return fallback;
+    const parsed = Number(argv[index + 1]);
+    if (!Number.isFinite(parsed) || parsed < 0) throw new Error(`${name}: expected a number, got ${argv[index + 1]}`);
+    return parsed;
+  };
+  const onlyIndex = argv.indexOf('--only');
+  return {
+    quick,
+    rounds: value('--rounds', quick ? 1 : 5),
+    durationS: value('--duration', quick ? 2 : 10),
+    connections: value('--connections', 50),
+    threads: value('--threads', 1),
+    stickyRequests: value('--sticky-requests', quick ? 3 : 20),
+    waitQuietS: value('--wait-quiet', 0),
+    only: onlyIndex === -1 ? null : (argv[onlyIndex + 1] ?? '').split(','),
+  };
+}
+
+// ---------------------------------------------------------------- processes
+
+/** A contender, started once and measured in every round. */
+interface Running {
+  readonly port: number;
+  /** Ours only: the admin port (hand-offs by worker). */
+  readonly adminPort: number | null;
+  stop(): Promise<void>;
+}
+
+interface Contender {
+  readonly name: string;
+  /** What the table says about how it was set up. */
+  readonly setup: string;
+  /** Why it cannot run here, or null. */
+  readonly unavailable: string | null;
+  start(workdir: string): Promise<Running>;
+}
+
+/** A free loopback port (bound and released; the race is harmless on a bench box). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Two consecutive free ports (the backends for HAProxy and nginx). */
+async function freePortPair(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = await freePort();
+    if (port < 65535 && (await isFree(port + 1))) return port;
+  }
+  throw new Error('no two consecutive free ports');
+}
+
+function isFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/**
+ * Spawns a process in its own process group (so stopping it takes its workers
+ * too) and resolves once a stdout line matches `ready`, bounded by `timeoutMs`.
+ */
+function startProcess(command: string, args: readonly string[], ready: (line: string) => boolean, timeoutMs = 30_000): Promise<ChildProcess> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    let buffered = '';
+    let settled = false;
+    const timer = setTimeout(() => finish(new Error(`${command} ${args.join(' ')}: not ready after ${timeoutMs} ms\n${stderr}`)), timeoutMs);
+    const finish = (error: Error | null): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (error) {
+        killGroup(child);
+        reject(error);
+      } else resolve(child);
+    };
+    child.stdout?.on('data', (chunk: Buffer) => {
+      if (settled) return;
+      buffered += chunk.toString('utf8');
+      let newline: number;
+      while ((newline = buffered.indexOf('\n')) !== -1) {
+        const line = buffered.slice(0, newline);
+        buffered = buffered.slice(newline + 1);
+        if (ready(line)) finish(null);
+      }
+    });
+    // Keep draining both pipes after readiness so the child never blocks on a full pipe.
+    child.stderr?.on('data', (chunk: Buffer) => {
+      if (stderr.length < 8192) stderr += chunk.toString('utf8');
+    });
+    child.once('error', (error) => finish(error));
+    child.once('exit', (code, signal) => finish(new Error(`${command} exited early (${code ?? signal})\n${stderr}`)));
+  });
+}
+
+function killGroup(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): void {
+  if (child.pid === undefined || child.exitCode !== null) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    // Already gone.
+  }
+}
+
+/** SIGTERM to the group, SIGKILL after a bounded wait. */
+function stopProcess(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      resolve();
+      return;
+    }
+    const timer = setTimeout(() => {
+      killGroup(child, 'SIGKILL');
+      resolve();
+    }, 5000);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      // Workers of a primary that exited first get the rest of the group.
+      killGroup(child, 'SIGKILL');
+      resolve();
+    });
+    killGroup(child);
+  });
+}
+
+/** Polls GET / until it answers 200 (bounded). */
+async function waitHttp(port: number, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const { status } = await get(port, '198.18.0.1', false);
+      if (status === 200) return;
+    } catch {
+      // Not up yet.
+    }
+    if (Date.now() > deadline) throw new Error(`port ${port}: no 200 within ${timeoutMs} ms`);
+    await sleep(100);
+  }
+}
+
+function nodeLauncher(name: string, setup: string, script: string): Contender {
+  return {
+    name,
+    setup,
+    unavailable: null,
+    async start() {
+      const port = await freePort();
+      const child = await startProcess(process.execPath, [join(APPS, script), String(port), '2'], (line) => line.startsWith('bench-ready'));
+      await waitHttp(port);
+      return { port, adminPort: null, stop: () => stopProcess(child) };
+    },
+  };
+}
+
+const ours: Contender = {
+  name: 'ours',
+  setup: 'dist/master.js, 2 workers, key.order ["forwarded","remote"], proxyProtocol off, admin on',
+  unavailable: null,
+  async start(workdir) {
+    const port = await freePort();
+    const adminPort = await freePort();
+    const config = join(workdir, 'ours.json');
+    writeFileSync(
+      config,
+      JSON.stringify({
+        listen: { host: '127.0.0.1', port },
+        workers: { count: 2, app: join(APPS, 'app.js') },
+        key: { order: ['forwarded', 'remote'], forwardedTrustedHops: 1 },
+        proxyProtocol: { mode: 'off', trustedFrom: ['127.0.0.0/8', '::1/128'] },
+        admin: { host: '127.0.0.1', port: adminPort },
+        log: { level: 'info' },
+      }),
+    );
+    const child = await startProcess(process.execPath, [join(REPO, 'dist', 'master.js'), '--config', config], (line) => line.includes('"msg":"listening"'));
+    await waitHttp(port);
+    return { port, adminPort, stop: () => stopProcess(child) };
+  },
+};
+
+/** A daemon in the foreground, in its own process group, its output in `logFile`. */
+function spawnLogged(command: string, args: readonly string[], logFile: string): ChildProcess {
+  const fd = openSync(logFile, 'a');
+  try {
+    return spawn(command, args, { detached: true, stdio: ['ignore', fd, fd] });
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function readLog(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').slice(-4000);
+  } catch {
+    return '';
+  }
+}
+
+function has(binary: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${binary}`], { stdio: 'ignore' }).status === 0;
+}
+
+/** Starts the two backends HAProxy / nginx balance over. */
+async function startBackends(): Promise<{ first: number; child: ChildProcess }> {
+  const first = await freePortPair();
+  const child = await startProcess(process.execPath, [join(APPS, 'backends.js'), String(first), '2'], (line) => line.startsWith('bench-ready'));
+  return { first, child };
+}
+
+const haproxy: Contender = {
+  name: 'haproxy',
+  setup: 'HAProxy, balance hdr(X-Forwarded-For) + hash-type consistent, 2 node backends, keep-alive to backends (default), default threads',
+  unavailable: has('haproxy') ? null : 'haproxy not installed',
+  async start(workdir) {
+    const backends = await startBackends();
+    const port = await freePort();
+    const cfg = join(workdir, 'haproxy.cfg');
+    writeFileSync(
+      cfg,
+      [
+        'global',
+        '  maxconn 8000',
+        'defaults',
+        '  mode http',
+        '  timeout connect 5s',
+        '  timeout client 30s',
+        '  timeout server 30s',
+        'frontend fe',
+        `  bind 127.0.0.1:${port}`,
+        '  default_backend be',
+        'backend be',
+        '  balance hdr(X-Forwarded-For)',
+        '  hash-type consistent',
+        `  server w0 127.0.0.1:${backends.first}`,
+        `  server w1 127.0.0.1:${backends.first + 1}`,
+        '',
+      ].join('\n'),
+    );
+    const proxy = spawnLogged('haproxy', ['-db', '-f', cfg], join(workdir, 'haproxy.log'));
+    try {
+      await waitHttp(port);
+    } catch (error) {
+      await Promise.all([stopProcess(proxy), stopProcess(backends.child)]);
+      throw new Error(`haproxy: ${(error as Error).message}\n${readLog(join(workdir, 'haproxy.log'))}`);
+    }
+    return { port, adminPort: null, stop: async () => void (await Promise.all([stopProcess(proxy), stopProcess(backends.child)])) };
+  },
+};
+
+const nginx: Contender = {
+  name: 'nginx',
+  setup: 'nginx, hash $http_x_forwarded_for consistent, 2 node backends, upstream keepalive 64, worker_processes auto, access_log off',
+  unavailable: has('nginx') ? null : 'nginx not installed',
+  async start(workdir) {
+    const backends = await startBackends();
+    const port = await freePort();
+    const prefix = join(workdir, 'nginx');
+    mkdirSync(prefix, { recursive: true });
+    const conf = join(prefix, 'nginx.conf');
+    const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+    writeFileSync(
+      conf,
+      [
+        asRoot ? 'user root;' : '',
+        'worker_processes auto;',
+        'daemon off;',
+        `pid ${join(prefix, 'nginx.pid')};`,
+        `error_log ${join(prefix, 'error.log')} warn;`,
+        'events { worker_connections 8192; }',
+        'http {',
+        '  access_log off;',
+        `  client_body_temp_path ${prefix}/body; proxy_temp_path ${prefix}/proxy; fastcgi_temp_path ${prefix}/fastcgi;`,
+        `  uwsgi_temp_path ${prefix}/uwsgi; scgi_temp_path ${prefix}/scgi;`,
+        '  upstream app {',
+        '    hash $http_x_forwarded_for consistent;',
+        `    server 127.0.0.1:${backends.first};`,
+        `    server 127.0.0.1:${backends.first + 1};`,
+        '    keepalive 64;',
+        '  }',
+        '  server {',
+        `    listen 127.0.0.1:${port};`,
+        '    location / {',
+        '      proxy_pass http://app;',
+        '      proxy_http_version 1.1;',
+        '      proxy_set_header Connection "";',
+        '    }',
+        '  }',
+        '}',
+        '',
+      ].join('\n'),
+    );
+    const proxy = spawnLogged('nginx', ['-p', prefix, '-c', conf], join(prefix, 'stderr.log'));
+    try {
+      await waitHttp(port);
+    } catch (error) {
+      await Promise.all([stopProcess(proxy), stopProcess(backends.child)]);
+      throw new Error(`nginx: ${(error as Error).message}\n${readLog(join(prefix, 'stderr.log'))}\n${readLog(join(prefix, 'error.log'))}`);
+    }
+    return { port, adminPort: null, stop: async () => void (await Promise.all([stopProcess(proxy), stopProcess(backends.child)])) };
+  },
+};
+
+const CONTENDERS: readonly Contender[] = [
+  ours,
+  nodeLauncher('cluster-rr', 'node:cluster, SCHED_RR, 2 workers', 'cluster-rr.js'),
+  nodeLauncher('sticky-session', 'sticky-session 1.1.2, 2 workers (hashes the TCP peer)', 'sticky-session.js'),
+  nodeLauncher('socketio-sticky', '@socket.io/sticky 2.0.1, least-connection (its default), 2 workers', 'socketio-sticky.js'),
+  haproxy,
+  nginx,
+  nodeLauncher('single', 'one process, no hand-off (1 worker)', 'single.js'),
+];
+
+// ---------------------------------------------------------------- clients
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** One GET on a new connection (`close`) with a given X-Forwarded-For; bounded by a timeout. */
+function get(port: number, xff: string, close = true): Promise<{ status: number; worker: number | null; pid: number | null }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { host: '127.0.0.1', port, path: '/', agent: false, headers: { 'x-forwarded-for': xff, connection: close ? 'close' : 'keep-alive' } },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (body += chunk));
+        res.on('end', () => {
+          try {
+            const parsed = JSON.parse(body) as { worker?: number; pid?: number };
+            resolve({ status: res.statusCode ?? 0, worker: parsed.worker ?? null, pid: parsed.pid ?? null });
+          } catch {
+            resolve({ status: res.statusCode ?? 0, worker: null, pid: null });
+          }
+        });
+      },
+    );
+    req.setTimeout(5000, () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** The pool of client addresses, the same as bench/apps/xff.lua's. */
+function poolAddress(i: number): string {
+  return `198.18.${Math.floor(i / 256)}.${i % 256}`;
+}
+
+interface Stickiness {
+  readonly keys: number;
+  readonly stickyKeys: number;
+  readonly requestsPerKey: number;
+  readonly failed: number;
+}
+
+/** 20 keys × `perKey` requests, each on a new connection, interleaved: does each key stay on one process? */
+async function measureStickiness(port: number, perKey: number): Promise<Stickiness> {
+  const keys = 20;
+  const seen: Array<Set<number>> = Array.from({ length: keys }, () => new Set());
+  let failed = 0;
+  const order = Array.from({ length: keys }, (_, k) => k);
+  let seed = 0x9e3779b9;
+  for (let round = 0; round < perKey; round++) {
+    // A new order every round (a fixed-seed shuffle): with a fixed order, 20
+    // keys on 2 round-robin workers would each land on the same parity and
+    // look sticky.
+    for (let i = keys - 1; i > 0; i--) {
+      seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+      const j = seed % (i + 1);
+      [order[i], order[j]] = [order[j] as number, order[i] as number];
+    }
+    for (const k of order) {
+      try {
+        const { pid } = await get(port, poolAddress(k * 37 + 11));
+        if (pid === null) failed++;
+        else seen[k]?.add(pid);
+      } catch {
+        failed++;
+      }
+    }
+  }
+  return { keys, stickyKeys: seen.filter((pids) => pids.size === 1).length, requestsPerKey: perKey, failed };
+}
+
+interface Spread {
+  readonly requests: number;
+  readonly byProcess: Record<string, number>;
+  readonly busiestShare: number;
+}
+
+/** 1000 keys, one request each on a new connection, 8 at a time: the busiest process's share. */
+async function measureSpread(port: number): Promise<Spread> {
+  const counts = new Map<number, number>();
+  let next = 0;
+  let done = 0;
+  const lane = async (): Promise<void> => {
+    while (next < 1000) {
+      const i = next++;
+      try {
+        const { pid } = await get(port, poolAddress(i));
+        if (pid !== null) {
+          counts.set(pid, (counts.get(pid) ?? 0) + 1);
+          done++;
+        }
+      } catch {
+        // Counted as missing from `requests`.
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, lane));
+  const values = [...counts.values()];
+  return { requests: done, byProcess: Object.fromEntries([...counts].map(([pid, n]) => [String(pid), n])), busiestShare: done === 0 ? 1 : Math.max(...values) / done };
+}
+
+/** Hand-offs by worker slot from our admin metrics (sticky_handoffs_total), and by key source. */
+async function handoffCounts(adminPort: number): Promise<{ byWorker: Map<string, number>; bySource: Map<string, number> }> {
+  const text = await new Promise<string>((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port: adminPort, path: '/metrics', agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve(body));
+    });
+    req.setTimeout(10_000, () => req.destroy(new Error('admin timeout')));
+    req.on('error', reject);
+  });
+  const byWorker = new Map<string, number>();
+  const bySource = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const match = /^sticky_handoffs_total\{(.*)\} (\d+)$/.exec(line);
+    if (!match) continue;
+    const labels = match[1] ?? '';
+    const value = Number(match[2]);
+    const worker = /worker="([^"]*)"/.exec(labels)?.[1] ?? '?';
+    const source = /key_source="([^"]*)"/.exec(labels)?.[1] ?? '?';
+    byWorker.set(worker, (byWorker.get(worker) ?? 0) + value);
+    bySource.set(source, (bySource.get(source) ?? 0) + value);
+  }
+  return { byWorker, bySource };
+}
+
+type Mode = 'close' | 'keepalive';
+
+interface WrkResult {
+  readonly requests: number;
+  readonly durationUs: number;
+  readonly connectErrors: number;
+  readonly readErrors: number;
+  readonly writeErrors: number;
+  readonly statusErrors: number;
+  readonly timeouts: number;
+  readonly p50Us: number;
+  readonly p99Us: number;
+  readonly rps: number;
+}
+
+/** One wrk run, killed if it overruns its duration by 15 s. */
+function wrk(port: number, mode: Mode, durationS: number, options: Options): Promise<WrkResult> {
+  return new Promise((resolve, reject) => {
+    const args = ['-t', String(options.threads), '-c', String(options.connections), '-d', `${durationS}s`, '--timeout', '5s', '-s', LUA, `http://127.0.0.1:${port}/`];
+    if (mode === 'close') args.push('--', 'close');
+    const child = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
+    child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString('utf8')));
+    const timer = setTimeout(() => child.kill('SIGKILL'), (durationS + 15) * 1000);
+    child.once('error', reject);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      const line = out.split('\n').find((l) => l.startsWith('BENCH_JSON '));
+      if (!line) {
+        reject(new Error(`wrk gave no result: ${out}\n${err}`));
+        return;
+      }
+      const parsed = JSON.parse(line.slice('BENCH_JSON '.length)) as Omit<WrkResult, 'rps'>;
+      resolve({ ...parsed, rps: parsed.requests / (parsed.durationUs / 1e6) });
+    });
+  });
+}
+
+// ---------------------------------------------------------------- statistics
+
+function median(values: readonly number[]): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+function loadAverage(): number {
+  return Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
+}
+
+/** Waits (bounded) until the 1-minute load average is below 0.8; returns whether it got there. */
+async function waitQuiet(maxS: number): Promise<boolean> {
+  const deadline = Date.now() + maxS * 1000;
+  for (;;) {
+    const load = loadAverage();
+    if (load < 0.8) return true;
+    if (Date.now() >= deadline) return false;
+    console.error(`load average ${load.toFixed(2)} ≥ 0.8; waiting (up to ${Math.round((deadline - Date.now()) / 1000)} s more)`);
+    await sleep(Math.min(30_000, Math.max(1000, deadline - Date.now())));
+  }
+}
+
+// ---------------------------------------------------------------- main
+
+interface RoundEntry {
+  readonly round: number;
+  readonly position: number;
+  readonly contender: string;
+  readonly mode: Mode;
+  readonly loadBefore: number;
+  readonly wrk: WrkResult;
+  /** Ours, close mode: hand-offs by worker during the run (admin metrics). */
+  readonly handoffsByWorker?: Record<string, number>;
+  readonly handoffsBySource?: Record<string, number>;
+}
+
+function fmt(value: number, digits = 2): string {
+  return Number.isFinite(value) ? value.toFixed(digits) : 'n/a';
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions(process.argv.slice(2));
+  if (!has('wrk')) throw new Error('wrk is not installed (apt-get install wrk)');
+  let quietReached: boolean | null = null;
+  if (options.waitQuietS > 0) quietReached = await waitQuiet(options.waitQuietS);
+  const startedAt = new Date();
+  const workdir = mkdtempSync(join(os.tmpdir(), 'sticky-bench-'));
+  const selected = CONTENDERS.filter((c) => options.only === null || options.only.includes(c.name));
+  const running = new Map<string, Running>();
+  const skipped: Record<string, string> = {};
+  const stopAll = async (): Promise<void> => {
+    await Promise.all([...running.values()].map((r) => r.stop()));
+    running.clear();
+  };
+  process.once('SIGINT', () => void stopAll().then(() => process.exit(130)));
+  const entries: RoundEntry[] = [];
+  const sticky: Record<string, Stickiness> = {};
+  const spread: Record<string, Spread> = {};
+  const loadStart = loadAverage();
+  try {
+    for (const contender of selected) {
+      if (contender.unavailable) {
+        skipped[contender.name] = contender.unavailable;
+        continue;
+      }
+      console.error(`starting ${contender.name}`);
+      running.set(contender.name, await contender.start(workdir));
+    }
+    const names = [...running.keys()];
+    // Warm-up: JIT, connection pools, the proxies' backend connections.
+    for (const name of names) {
+      const port = (running.get(name) as Running).port;
+      for (const mode of ['close', 'keepalive'] as const) await wrk(port, mode, Math.min(2, options.durationS), options);
+    }
+    for (let round = 0; round < options.rounds; round++) {
+      const order = names.map((_, i) => names[(i + round) % names.length] as string);
+      for (const [position, name] of order.entries()) {
+        const target = running.get(name) as Running;
+        // Alternate which mode goes first as well.
+        const modes: Mode[] = round % 2 === 0 ? ['close', 'keepalive'] : ['keepalive', 'close'];
+        for (const mode of modes) {
+          const loadBefore = loadAverage();
+          const before = mode === 'close' && target.adminPort !== null ? await handoffCounts(target.adminPort) : null;
+          const result = await wrk(target.port, mode, options.durationS, options);
+          let extra: Pick<RoundEntry, 'handoffsByWorker' | 'handoffsBySource'> = {};
+          if (before !== null && target.adminPort !== null) {
+            const after = await handoffCounts(target.adminPort);
+            const diff = (a: Map<string, number>, b: Map<string, number>): Record<string, number> =>
+              Object.fromEntries([...a].map(([k, v]) => [k, v - (b.get(k) ?? 0)]));
+            extra = { handoffsByWorker: diff(after.byWorker, before.byWorker), handoffsBySource: diff(after.bySource, before.bySource) };
+          }
+          entries.push({ round, position, contender: name, mode, loadBefore, wrk: result, ...extra });
+          console.error(
+            `round ${round + 1}/${options.rounds} ${name.padEnd(16)} ${mode.padEnd(9)} ${fmt(result.rps, 0).padStart(8)} req/s` +
+              `  errors c/r/w/s/t ${result.connectErrors}/${result.readErrors}/${result.writeErrors}/${result.statusErrors}/${result.timeouts}  load ${fmt(loadBefore)}`,
+          );
+        }
+      }
+    }
+    for (const name of names) {
+      const port = (running.get(name) as Running).port;
+      sticky[name] = await measureStickiness(port, options.stickyRequests);
+      spread[name] = await measureSpread(port);
+    }
+  } finally {
+    await stopAll();
+    rmSync(workdir, { recursive: true, force: true });
+  }
+
+  // Per-round ratios to cluster-rr in the same round.
+  const rps = (name: string, mode: Mode, round: number): number | undefined =>
+    entries.find((e) => e.contender === name && e.mode === mode && e.round === round)?.wrk.rps;
+  const names = [...new Set(entries.map((e) => e.contender))];
+  const rows = names.map((name) => {
+    const summary = (mode: Mode) => {
+      const values: number[] = [];
+      const ratios: number[] = [];
+      for (let round = 0; round < options.rounds; round++) {
+        const mine = rps(name, mode, round);
+        const base = rps('cluster-rr', mode, round);
+        if (mine === undefined) continue;
+        values.push(mine);
+        if (base !== undefined && base > 0) ratios.push(mine / base);
+      }
+      return { median: median(values), ratio: median(ratios), ratioMin: Math.min(...ratios), ratioMax: Math.max(...ratios), values, ratios };
+    };
+    const errors = entries.filter((e) => e.contender === name).reduce((n, e) => n + e.wrk.connectErrors + e.wrk.readErrors + e.wrk.writeErrors + e.wrk.statusErrors + e.wrk.timeouts, 0);
+    const underLoad = entries.filter((e) => e.contender === name && e.handoffsByWorker !== undefined);
+    let loadShare: number | null = null;
+    if (underLoad.length > 0) {
+      const shares = underLoad.map((e) => {
+        const counts = Object.values(e.handoffsByWorker ?? {});
+        const total = counts.reduce((a, b) => a + b, 0);
+        return total === 0 ? 1 : Math.max(...counts) / total;
+      });
+      loadShare = median(shares);
+    }
+    return { name, close: summary('close'), keepalive: summary('keepalive'), errors, sticky: sticky[name], spread: spread[name], loadShare };
+  });
+
+  const range = (s: { ratio: number; ratioMin: number; ratioMax: number }): string =>
+    Number.isFinite(s.ratio) ? `**${fmt(s.ratio)}** (${fmt(s.ratioMin)}–${fmt(s.ratioMax)})` : 'n/a';
+  const lines = [
+    '| contender | new conn/s | × cluster-rr (min–max) | keep-alive req/s | × cluster-rr (min–max) | sticky keys | busiest worker | wrk errors |',
+    '|---|---:|---|---:|---|---|---|---:|',
+    ...rows.map((row) => {
+      const stick = row.sticky ? `${row.sticky.stickyKeys}/${row.sticky.keys}${row.sticky.failed > 0 ? ` (${row.sticky.failed} failed)` : ''}` : 'n/a';
+      const share = row.spread ? `${fmt(row.spread.busiestShare * 100, 1)}%` : 'n/a';
+      const load = row.loadShare === null ? '' : ` (${fmt(row.loadShare * 100, 1)}% of hand-offs under load)`;
+      return `| ${row.name} | ${fmt(row.close.median, 0)} | ${range(row.close)} | ${fmt(row.keepalive.median, 0)} | ${range(row.keepalive)} | ${stick} | ${share}${load} | ${row.errors} |`;
+    }),
+  ];
+  const table = lines.join('\n');
+  const cpu = os.cpus()[0]?.model ?? 'unknown';
+  const header =
+    `${startedAt.toISOString()} · node ${process.version} · ${os.cpus().length} × ${cpu} · ` +
+    `${options.rounds} rounds × ${options.durationS} s per measurement · wrk -t${options.threads} -c${options.connections} · ` +
+    `load average ${fmt(loadStart)} at start, ${fmt(loadAverage())} at end` +
+    (quietReached === false ? ' (never got below 0.8 within --wait-quiet)' : '');
+  console.log(`\n${header}\n\n${table}\n`);
+  for (const [name, reason] of Object.entries(skipped)) console.log(`skipped ${name}: ${reason}`);
+  for (const row of rows) {
+    const c = CONTENDERS.find((x) => x.name === row.name);
+    if (c) console.log(`- ${row.name}: ${c.setup}`);
+  }
+
+  const resultsDir = join(REPO, 'bench', 'results');
+  mkdirSync(resultsDir, { recursive: true });
+  const file = join(resultsDir, `compare-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(
+    file,
+    JSON.stringify(
+      {
+        startedAt: startedAt.toISOString(),
+        node: process.version,
+        cpus: os.cpus().length,
+        cpu,
+        options,
+        quietReached,
+        loadStart,
+        loadEnd: loadAverage(),
+        skipped,
+        setups: Object.fromEntries(CONTENDERS.map((c) => [c.name, c.setup])),
+        rows,
+        entries,
+        table,
+      },
+      null,
+      2,
+    ),
+  );
+  console.log(`\nwritten ${file}`);
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
