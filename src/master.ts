@@ -63,6 +63,16 @@ async function main(): Promise<void> {
   let reloading = false;
   process.on('SIGHUP', () => {
     if (pool.isStopping) return;
+    if (config.tls) {
+      // Certificate rotation: every current worker swaps its secure context in
+      // place (new handshakes get the new certificate, open connections are
+      // untouched); workers forked by the restart below read the files anyway.
+      log.info('tls reload');
+      for (let slot = 0; slot < pool.slotCount; slot++) {
+        const proc = pool.worker(slot);
+        if (proc) pool.send(proc, { type: 'reload-tls' }, undefined, () => {});
+      }
+    }
     if (reloading) return;
     reloading = true;
     // Re-read the file: the new workers get it; what only the master holds is named.

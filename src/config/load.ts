@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import type { z } from 'zod';
 import { CidrList } from '../ip/address.js';
 import { configSchema, type Config } from './schema.js';
+import { loadTlsMaterial } from './tls-material.js';
 
 /** A validated config with every relative path resolved and every derived value computed once. */
 export interface ResolvedConfig extends Config {
@@ -153,5 +154,12 @@ export function loadConfig(argv: readonly string[], cwd = process.cwd()): LoadRe
   } catch (error) {
     return { ok: false, message: `${path}: not valid JSON (${(error as Error).message})` };
   }
-  return resolveConfig(input, cli.flags, path);
+  const result = resolveConfig(input, cli.flags, path);
+  if (result.ok && result.config.tls) {
+    // Read the certificate material once at start: a wrong path or a key that
+    // does not match is one clear line and exit 2, not a crash-looping worker.
+    const material = loadTlsMaterial(result.config.tls);
+    if (!material.ok) return { ok: false, message: material.message };
+  }
+  return result;
 }

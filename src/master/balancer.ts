@@ -207,8 +207,11 @@ export class Balancer {
           }
           break;
       }
-    } else if (buffered.length - peek.offset > EAGER_PARSE_BYTES && chunk.indexOf(10) === -1 && previous !== null) {
+    } else if (buffered.length - peek.offset > EAGER_PARSE_BYTES && chunk.indexOf(10) === -1 && previous !== null && previous.length > peek.offset) {
       // Slow drip without a line end: the head cannot have ended (see EAGER_PARSE_BYTES).
+      // Only once some head bytes were parsed already: the first chunk after a PROXY
+      // header (e.g. curl's 517-byte ClientHello, often without a 0x0A) must be parsed,
+      // or a TLS client would wait for peekBytes that never come.
       if (buffered.length - peek.offset >= this.config.limits.peekBytes) this.decide(peek, null);
       return;
     }
