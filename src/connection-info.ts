@@ -15,6 +15,13 @@ export interface ConnectionInfo {
     readonly destination: ProxyEndpoint | null;
     readonly tlvs: ProxyTlvs;
   } | null;
+  /**
+   * The TCP peer's canonical address and whether it is in
+   * `proxyProtocol.trustedFrom`: the worker needs them to derive each later
+   * request's key exactly as the master would (key.reuse, issue 8).
+   */
+  readonly peer?: string;
+  readonly peerTrusted?: boolean;
 }
 
 /**

@@ -21,6 +21,10 @@ export const ERROR_CODES = {
   ERR_HTTP_NOT_HTTP: 'bytes cannot be an HTTP/1.x request',
   ERR_HTTP_HEAD_TOO_LARGE: 'HTTP request head larger than the peek limit',
   ERR_HTTP_BAD_HEADER: 'HTTP header line is malformed',
+  // --- src/protocol/http1-framing.ts (request body framing, key.reuse handback) ---
+  ERR_HTTP_BAD_LENGTH: 'Content-Length is not one decimal number, or comes twice, or with Transfer-Encoding',
+  ERR_HTTP_BAD_TRANSFER_ENCODING: 'Transfer-Encoding does not end with chunked (or is not HTTP/1.1)',
+  ERR_HTTP_BAD_CHUNK: 'chunked body is malformed (size line, CRLF after data, trailers) or beyond its limits',
   // --- src/master/ (connection refusals) ---
   ERR_PROXY_UNTRUSTED: 'PROXY header from a peer outside proxyProtocol.trustedFrom',
   ERR_PROXY_REQUIRED: 'proxyProtocol.mode is required and no PROXY header came',

@@ -9,6 +9,9 @@ import { edgeHooks } from './inspect.js';
 import { installRequestHooks, type RequestHook } from './request-hooks.js';
 import { connectionsReceived, openConnections, requestsServed, workerRegistry } from './worker-metrics.js';
 import { createTlsFront, type TlsFront } from './tls.js';
+import { reuseMode } from '../src/key/reuse.js';
+import { reuseHooks, setPoolView } from './reuse.js';
+import { stickyCookieHook } from './sticky-cookie.js';
 
 /**
  * The worker runtime: started by the master through node:cluster. It loads the
@@ -74,6 +77,28 @@ const requestHooks: RequestHook[] = [];
 requestHooks.push(...edgeHooks(config, log));
 /** Connection hooks, in order. */
 const connectionHooks: ConnectionHook[] = [];
+// config.stickyCookie and key.reuse (issue 8). Under TLS the runtime cannot
+// frame the encrypted bytes itself, so "handback" acts as "close" there.
+if (config.stickyCookie) requestHooks.push(stickyCookieHook(config.stickyCookie, slot, config.tls !== undefined));
+{
+  const mode = reuseMode(config.key);
+  const reuse = reuseHooks(config.tls && mode === 'handback' ? 'close' : mode, {
+    slot,
+    rules: config.key,
+    stickyCookie: config.stickyCookie,
+    maxHeadBytes: Math.max(config.limits.peekBytes, 16 * 1024),
+    headTimeoutMs: config.limits.headersTimeoutMs,
+    server: () => server,
+    sendHandle: (message, socket, done) => {
+      if (!process.connected || !process.send) return done(new Error('no IPC channel'));
+      // keepOpen false: Node detaches the handle from this socket and closes this
+      // process's descriptor once the master has its own.
+      process.send(message, socket, { keepOpen: false }, (error: Error | null) => done(error ?? null));
+    },
+  });
+  if (reuse.connection) connectionHooks.push(reuse.connection);
+  if (reuse.request) requestHooks.push(reuse.request);
+}
 
 function onConnection(id: number, bytes: Buffer, info: ConnectionInfo, socket: net.Socket | undefined): void {
   send({ type: 'ack', id });
@@ -126,6 +151,7 @@ const handlers: { [K in MasterMessage['type']]: (message: Extract<MasterMessage,
   connection: (message, handle) => onConnection(message.id, message.bytes, message.info, handle),
   drain: (message) => onDrain(message.timeoutMs),
   'reload-tls': () => tlsFront?.reload(),
+  'pool-view': (message) => setPoolView(message.slotCount, message.ready),
   metrics: (message) => {
     void workerRegistry.getMetricsAsJSON().then((metrics) => send({ type: 'metrics', id: message.id, metrics }));
   },

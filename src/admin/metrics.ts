@@ -69,6 +69,19 @@ export class MasterMetrics {
     registers: [this.registry],
   });
 
+  readonly reroutedRequests = new Counter({
+    name: 'sticky_rerouted_requests_total',
+    help: 'Requests on a reused connection that were handed back and then served by another worker than the one that handed them back',
+    registers: [this.registry],
+  });
+
+  readonly stickyCookieRejected = new Counter({
+    name: 'sticky_cookie_rejected_total',
+    help: 'Sticky cookies ignored by the master (first request of a connection or a handed-back one), by reason: malformed, forged, stale',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
   readonly workers = new Gauge({
     name: 'sticky_workers',
     help: 'Worker processes by state',

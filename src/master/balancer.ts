@@ -14,6 +14,8 @@ import type { WorkerMessage } from '../pool/messages.js';
 import { parseRequestHead, type RequestHead } from '../protocol/http1.js';
 import { parseProxyHeader, type ProxyEndpoint, type ProxyHeader } from '../protocol/proxy.js';
 import { hashKey } from '../ring/farmhash.js';
+import { readStickyCookie, type StickyVerdict } from '../key/sticky-cookie.js';
+import { reuseMode } from '../key/reuse.js';
 import { LogLimiter } from './log-limiter.js';
 import { stopReading } from './stop-reading.js';
 
@@ -34,6 +36,9 @@ const EAGER_PARSE_BYTES = 512;
  */
 const REFUSAL_LINGER_MS = 1000;
 
+/** How often the master looks for a changed pool view to send to the workers (key.reuse "handback"). */
+const POOL_VIEW_CHECK_MS = 100;
+
 /** How often a connection that found no ready worker looks again (bounded by peekTimeoutMs). */
 const NO_WORKER_RETRY_MS = 25;
 
@@ -48,6 +53,10 @@ interface PendingHandoff {
   proc: WorkerProc;
   /** Slots already tried (re-routes skip them). */
   readonly tried: number[];
+  /** The slot a valid sticky cookie names (used while it is ready and not tried). */
+  readonly pinned?: number;
+  /** The slot that handed this connection back (key.reuse "handback"). */
+  readonly handedBackBy?: number;
 }
 
 /** Where the master is with one connection it is still reading. */
@@ -78,6 +87,9 @@ export class Balancer {
   private readonly trusted: CidrList;
   private readonly rules: KeyRules;
   private readonly pending = new Map<number, PendingHandoff>();
+  /** key.reuse "handback": the last pool view sent to the workers, and the timer looking for changes. */
+  private poolViewSignature = '';
+  private poolViewTimer: NodeJS.Timeout | null = null;
   private readonly logLimiter = new LogLimiter();
   /** Connections the master holds: peeking or in flight to a worker. */
   private held = 0;
@@ -98,12 +110,13 @@ export class Balancer {
     this.trusted = CidrList.parse(config.proxyProtocol.trustedFrom);
     this.rules = config.key;
     this.proxyOptions = { maxBytes: config.limits.peekBytes };
-    this.headMatters = config.key.order.some((source) => source === 'cookie' || source === 'forwarded');
+    this.headMatters = config.key.order.some((source) => source === 'cookie' || source === 'forwarded') || config.stickyCookie !== undefined;
     this.inspector = config.inspect ? compileInspector(config.inspect) : null;
     // pauseOnConnect: not one byte is read before we attach our listener and
     // decide to resume, so nothing can be read into a void.
     this.server = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => this.onConnection(socket));
     this.server.on('error', (error) => this.log.error({ err: error.message }, 'listener error'));
+    if (reuseMode(config.key) !== 'close') this.poolViewTimer = setInterval(() => this.checkPoolView(), POOL_VIEW_CHECK_MS).unref();
   }
 
   /** Starts listening; resolves with the bound address. */
@@ -120,6 +133,7 @@ export class Balancer {
 
   /** Stops accepting. Connections already held are still handed off. */
   close(): Promise<void> {
+    if (this.poolViewTimer !== null) clearInterval(this.poolViewTimer);
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
 
@@ -283,16 +297,24 @@ export class Balancer {
       clientKey = { key: peek.peer, source: 'remote' as const };
     }
     const keyHash = hashKey(clientKey.key);
+    // A valid sticky cookie naming a ready slot wins over the key (issue 8).
+    const pinned = this.config.stickyCookie === undefined || head === null ? -1 : this.stickySlot(readStickyCookie(head.cookie, nowSeconds(), this.config.stickyCookie));
     const info: ConnectionInfo = {
       key: clientKey.key,
-      keySource: clientKey.source,
+      keySource: pinned === -1 ? clientKey.source : 'sticky',
       worker: -1,
       proxy: peek.proxy && { source: canonicalEndpoint(peek.proxy.source), destination: canonicalEndpoint(peek.proxy.destination), tlvs: peek.proxy.tlvs },
+      peer: peek.peer,
+      peerTrusted: peek.peerTrusted,
     };
     const bytes = peek.buffered === null ? EMPTY : peek.offset === 0 ? peek.buffered : peek.buffered.subarray(peek.offset);
     peek.buffered = null;
     this.held++;
-    this.route({ socket: peek.socket, bytes, info, keyHash, acceptedAt: peek.acceptedAt, peer: proxySource ?? peek.peer, proc: null as never, tried: [] }, null, Date.now());
+    this.route(
+      { socket: peek.socket, bytes, info, keyHash, acceptedAt: peek.acceptedAt, peer: proxySource ?? peek.peer, proc: null as never, tried: [], ...(pinned === -1 ? {} : { pinned }) },
+      null,
+      Date.now(),
+    );
   }
 
   /**
@@ -331,7 +353,12 @@ export class Balancer {
     }
     // The key's first choice among ready slots it was not already sent to (its
     // next choice when that slot is empty, dead or over the load bound).
-    const choice = this.pool.choose(handoff.keyHash, handoff.tried);
+    if (this.poolViewTimer !== null) this.checkPoolView();
+    const pinned = handoff.pinned;
+    const choice =
+      pinned !== undefined && pinned < this.pool.slotCount && this.pool.readyMask[pinned] === 1 && !handoff.tried.includes(pinned)
+        ? { slot: pinned, fallback: null }
+        : this.pool.choose(handoff.keyHash, handoff.tried);
     const slot = choice.slot;
     fallbackReason ??= choice.fallback;
     if (slot === -1) {
@@ -374,6 +401,7 @@ export class Balancer {
     // Closing our duplicate of the descriptor; the worker holds its own.
     pending.socket.destroy();
     this.metrics.handoffs.inc({ worker: String(proc.slot), key_source: pending.info.keySource });
+    if (pending.handedBackBy !== undefined && pending.handedBackBy !== proc.slot) this.metrics.reroutedRequests.inc();
     this.metrics.handoffSeconds.observe(Number(process.hrtime.bigint() - pending.acceptedAt) / 1e9);
   }
 
@@ -382,9 +410,71 @@ export class Balancer {
     for (const [id, pending] of this.pending) if (pending.proc === proc) this.reroute(id, 'worker-exit');
   }
 
-  /** A worker handed a connection back for re-routing. */
-  onHandback(_proc: WorkerProc, _message: Extract<WorkerMessage, { type: 'handback' }>, socket: Socket | undefined): void {
-    socket?.destroy();
+  /**
+   * A worker handed a connection back (key.reuse "handback", issue 8): its next
+   * request belongs to another worker. It is routed like a new connection, by
+   * the key the worker derived with the same code (src/key/derive.ts) and the
+   * slot of a valid sticky cookie; the master reads nothing again. `bytes` are
+   * the ones the worker had read and not served, from the start of that request.
+   */
+  onHandback(proc: WorkerProc, message: Extract<WorkerMessage, { type: 'handback' }>, socket: Socket | undefined): void {
+    // The client can be gone while the handle was in flight.
+    if (!socket) return;
+    socket.on('error', ignoreError);
+    // A socket built from a received handle starts reading at once (net.Socket
+    // calls read(0)); the 'message' event comes on the next tick, before any
+    // I/O, so nothing has been read yet. Stop now, as for a new connection.
+    stopReading(socket, ignoreError);
+    this.metrics.handbacks.inc();
+    const info: ConnectionInfo = { ...message.info, key: message.key, keySource: message.keySource, worker: -1 };
+    const pinned = message.stickySlot;
+    this.held++;
+    this.route(
+      {
+        socket,
+        bytes: Buffer.isBuffer(message.bytes) ? message.bytes : Buffer.from(message.bytes),
+        info,
+        keyHash: hashKey(message.key),
+        acceptedAt: process.hrtime.bigint(),
+        peer: info.proxy?.source?.address ?? info.peer ?? '',
+        proc: null as never,
+        tried: [],
+        handedBackBy: proc.slot,
+        ...(typeof pinned === 'number' ? { pinned } : {}),
+      },
+      null,
+      Date.now(),
+    );
+  }
+
+  /** The slot a sticky cookie verdict pins the connection to, or -1 (counting ignored cookies). */
+  private stickySlot(verdict: StickyVerdict): number {
+    if (verdict.kind === 'invalid') {
+      this.metrics.stickyCookieRejected.inc({ reason: verdict.reason });
+      return -1;
+    }
+    if (verdict.kind !== 'valid' || verdict.slot >= this.pool.slotCount || this.pool.readyMask[verdict.slot] !== 1) return -1;
+    return verdict.slot;
+  }
+
+  /**
+   * Sends the workers the pool view (slot count, ready slots) when it changed
+   * since the last time (key.reuse "handback": each worker checks its requests'
+   * keys against it). Checked before every hand-off and every
+   * {@link POOL_VIEW_CHECK_MS}; a replaced worker (same mask, new pid) counts as
+   * a change so that it gets the view too.
+   */
+  private checkPoolView(): void {
+    const count = this.pool.slotCount;
+    let signature = String(count);
+    for (let slot = 0; slot < count; slot++) signature += `,${this.pool.readyMask[slot] === 1 ? (this.pool.worker(slot)?.pid ?? 0) : 0}`;
+    if (signature === this.poolViewSignature) return;
+    this.poolViewSignature = signature;
+    const ready = Array.from(this.pool.readyMask.subarray(0, count));
+    for (let slot = 0; slot < count; slot++) {
+      const proc = this.pool.worker(slot);
+      if (proc) this.pool.send(proc, { type: 'pool-view', slotCount: count, ready }, undefined, ignoreError);
+    }
   }
 }
 
@@ -403,6 +493,11 @@ function canonicalEndpoint(endpoint: ProxyEndpoint | null): ProxyEndpoint | null
 
 function dropBytes(): void {
   // A refused client's further bytes are read only to be dropped (see REFUSAL_LINGER_MS).
+}
+
+/** Seconds since the epoch (the sticky cookie's clock). */
+function nowSeconds(): number {
+  return Math.floor(Date.now() / 1000);
 }
 
 function ignoreError(): void {

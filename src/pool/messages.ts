@@ -15,7 +15,13 @@ export type MasterMessage =
   /** Re-read TLS material and swap the secure context (SIGHUP). */
   | { readonly type: 'reload-tls' }
   /** Send your prom-client registry as JSON (answered by a `metrics` message with the same id). */
-  | { readonly type: 'metrics'; readonly id: number };
+  | { readonly type: 'metrics'; readonly id: number }
+  /**
+   * The slots routing considers and which are ready (`ready[slot]` 1 or 0), sent
+   * when they change (key.reuse "handback"): a worker compares each request's
+   * key with it to know whether the request is its own.
+   */
+  | { readonly type: 'pool-view'; readonly slotCount: number; readonly ready: readonly number[] };
 
 /** Worker → master. */
 export type WorkerMessage =
@@ -32,7 +38,16 @@ export type WorkerMessage =
   /** Answer to the master's `metrics` request: `registry.getMetricsAsJSON()`, for AggregatorRegistry.aggregate. */
   | { readonly type: 'metrics'; readonly id: number; readonly metrics: readonly unknown[] }
   /** A connection handed back for re-routing (key.reuse "handback"): the handle rides along. */
-  | { readonly type: 'handback'; readonly id: number; readonly bytes: Buffer; readonly info: ConnectionInfo; readonly key: string; readonly keySource: ConnectionInfo['keySource'] };
+  | {
+      readonly type: 'handback';
+      readonly id: number;
+      readonly bytes: Buffer;
+      readonly info: ConnectionInfo;
+      readonly key: string;
+      readonly keySource: ConnectionInfo['keySource'];
+      /** The slot a valid sticky cookie on the next request names, if any (the master sends it there while it is ready). */
+      readonly stickySlot?: number;
+    };
 
 /** Recognises a message from a worker (IPC data is untrusted input in shape). */
 export function isWorkerMessage(value: unknown): value is WorkerMessage {

@@ -1,0 +1,346 @@
+import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import type net from 'node:net';
+import { join } from 'node:path';
+import t from 'tap';
+import { getMetricsText, getWorkers } from '../helpers/admin.js';
+import { DEMO_APP, ROOT, connect, parseResponse, readResponse, request, startBalancer, type RawResponse, type RunningBalancer } from '../helpers/balancer.js';
+import { clientKeys, preference } from '../helpers/pool.js';
+
+/** Answers with x-pid / x-key headers and the request body, Content-Length framed; echoes after an Upgrade. */
+const REUSE_APP = join(ROOT, 'test', 'fixtures', 'reuse-app.js');
+
+t.setTimeout(180_000);
+
+/** Two keys per slot for 2 workers: keys[slot] are X-Forwarded-For addresses whose first choice is that slot. */
+function keysBySlot(slots: number, perSlot: number): string[][] {
+  const bySlot: string[][] = Array.from({ length: slots }, () => []);
+  for (const key of clientKeys(500)) {
+    const list = bySlot[preference(key, slots)[0] as number] as string[];
+    if (list.length < perSlot) list.push(key);
+  }
+  return bySlot;
+}
+
+/** pid of each slot, from the admin API. */
+async function pidsBySlot(balancer: RunningBalancer): Promise<Map<number, number>> {
+  const workers = await getWorkers(balancer.adminPort as number);
+  return new Map(workers.map((worker) => [worker.slot, worker.pid as number]));
+}
+
+/** The sum of one family's samples with these labels (read off the text: only these lines matter here). */
+async function metric(balancer: RunningBalancer, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const text = await getMetricsText(balancer.adminPort as number);
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$/.exec(line);
+    if (match === null || match[1] !== name) continue;
+    const labelText = match[2] ?? '';
+    if (Object.entries(labels).every(([label, value]) => labelText.includes(`${label}="${value}"`))) sum += Number(match[3]);
+  }
+  return sum;
+}
+
+function chunkedBody(body: Buffer, pieces: number): Buffer {
+  const parts: Buffer[] = [];
+  const size = Math.ceil(body.length / pieces);
+  for (let at = 0; at < body.length; at += size) {
+    const piece = body.subarray(at, at + size);
+    parts.push(Buffer.from(`${piece.length.toString(16)};ext=1\r\n`), piece, Buffer.from('\r\n'));
+  }
+  parts.push(Buffer.from('0\r\nx-trailer: yes\r\n\r\n'));
+  return Buffer.concat(parts);
+}
+
+interface Planned {
+  readonly bytes: Buffer;
+  readonly key: string;
+  readonly body: Buffer;
+}
+
+/** Request i of a mixed sequence: GET, POST with Content-Length, chunked POST, empty POST. */
+function plan(i: number, key: string): Planned {
+  const kind = i % 4;
+  const body = kind === 0 || kind === 3 ? Buffer.alloc(0) : randomBytes(kind === 1 ? 1 + ((i * 7919) % 70_000) : 1 + ((i * 104_729) % 20_000));
+  const head = `${kind === 0 ? 'GET' : 'POST'} /r${i} HTTP/1.1\r\nhost: app.example\r\nx-forwarded-for: 203.0.113.250, ${key}\r\n`;
+  if (kind === 2) {
+    return { key, body, bytes: Buffer.concat([Buffer.from(`${head}transfer-encoding: chunked\r\n\r\n`), chunkedBody(body, 3)]) };
+  }
+  return { key, body, bytes: Buffer.concat([Buffer.from(`${head}content-length: ${body.length}\r\n\r\n`), body]) };
+}
+
+/**
+ * Reads successive responses off one connection, keeping what arrives beyond
+ * each (pipelined responses share TCP segments).
+ */
+function responseReader(socket: net.Socket): () => Promise<RawResponse> {
+  let buffered = Buffer.alloc(0);
+  let waiter: (() => void) | null = null;
+  let closed = false;
+  socket.on('data', (chunk: Buffer) => {
+    buffered = Buffer.concat([buffered, chunk]);
+    waiter?.();
+  });
+  socket.on('close', () => {
+    closed = true;
+    waiter?.();
+  });
+  return async () => {
+    for (;;) {
+      const response = parseResponse(buffered);
+      if (response !== null) {
+        buffered = buffered.subarray(response.consumed);
+        return response;
+      }
+      if (closed) throw new Error(`connection closed before a complete response (${buffered.length} bytes)`);
+      await new Promise<void>((resolve) => (waiter = resolve));
+      waiter = null;
+    }
+  };
+}
+
+function closedWatch(socket: net.Socket): { closed: boolean } {
+  const state = { closed: false };
+  socket.once('close', () => (state.closed = true));
+  return state;
+}
+
+t.test('handback: 100 requests on one keep-alive connection, keys alternating between workers', async (t) => {
+  const balancer = await startBalancer({ key: { reuse: 'handback' }, workers: { count: 2, app: REUSE_APP } });
+  t.teardown(() => balancer.stop());
+  const pids = await pidsBySlot(balancer);
+  const [slot0, slot1] = keysBySlot(2, 2) as [string[], string[]];
+  const socket = await connect(balancer.port);
+  const watch = closedWatch(socket);
+  let wrong = 0;
+  let corrupt = 0;
+  for (let i = 0; i < 100; i++) {
+    // Alternate the worker every request, and the key within a worker every other time.
+    const slot = i % 2;
+    const key = (slot === 0 ? slot0 : slot1)[(i >> 1) % 2] as string;
+    const planned = plan(i, key);
+    socket.write(planned.bytes);
+    const response = await readResponse(socket);
+    if (response.status !== 200 || Number(response.fields.get('x-pid')) !== pids.get(slot)) wrong++;
+    if (!response.body.equals(planned.body)) corrupt++;
+    if (response.fields.get('x-key') !== key) t.fail(`request ${i}: the app saw key ${response.fields.get('x-key')}, expected ${key}`);
+  }
+  t.equal(wrong, 0, "every response came from its key's worker");
+  t.equal(corrupt, 0, 'every body came back byte for byte (GET, Content-Length, chunked, empty)');
+  t.equal(watch.closed, false, 'the client connection was never closed');
+  socket.destroy();
+  t.ok((await metric(balancer, 'sticky_handbacks_total')) >= 99, 'a hand-back before every request after the first');
+  t.ok((await metric(balancer, 'sticky_rerouted_requests_total')) >= 99, 'each went to the other worker');
+  t.equal(await metric(balancer, 'sticky_worker_requests_off_worker_total'), 0, 'no request served off its worker');
+});
+
+t.test('handback with the demo app: GET pids and POST /echo bodies', async (t) => {
+  const balancer = await startBalancer({ key: { reuse: 'handback' }, workers: { count: 2, app: DEMO_APP } });
+  t.teardown(() => balancer.stop());
+  const pids = await pidsBySlot(balancer);
+  const [slot0, slot1] = keysBySlot(2, 1) as [string[], string[]];
+  const socket = await connect(balancer.port);
+  const watch = closedWatch(socket);
+  for (let i = 0; i < 40; i++) {
+    const slot = i % 2;
+    const key = (slot === 0 ? slot0 : slot1)[0] as string;
+    if (i % 4 < 2) {
+      socket.write(`GET /who HTTP/1.1\r\nhost: x\r\nx-forwarded-for: ${key}\r\n\r\n`);
+      const answer = JSON.parse((await readResponse(socket)).body.toString()) as { pid: number; key: string; worker: number };
+      t.equal(answer.pid, pids.get(slot), `GET ${i}: served by slot ${slot}`);
+      t.equal(answer.key, key, `GET ${i}: the app sees this request's key`);
+    } else {
+      const body = randomBytes(10_000 + i);
+      socket.write(Buffer.concat([Buffer.from(`POST /echo HTTP/1.1\r\nhost: x\r\nx-forwarded-for: ${key}\r\ncontent-length: ${body.length}\r\n\r\n`), body]));
+      t.ok((await readResponse(socket)).body.equals(body), `POST ${i}: echoed byte for byte`);
+    }
+  }
+  t.equal(watch.closed, false, 'one connection throughout');
+  socket.destroy();
+});
+
+t.test('handback: pipelined requests (all written at once) are answered in order by their workers', async (t) => {
+  const balancer = await startBalancer({ key: { reuse: 'handback' }, workers: { count: 2, app: REUSE_APP } });
+  t.teardown(() => balancer.stop());
+  const pids = await pidsBySlot(balancer);
+  const [slot0, slot1] = keysBySlot(2, 1) as [string[], string[]];
+  const planned: Array<Planned & { slot: number }> = [];
+  for (let i = 0; i < 30; i++) {
+    // Runs of the same worker, then a switch: both "serve here" and "hand back" at boundaries.
+    const slot = Math.floor(i / 3) % 2;
+    planned.push({ ...plan(i, ((slot === 0 ? slot0 : slot1) as string[])[0] as string), slot });
+  }
+  const socket = await connect(balancer.port);
+  const watch = closedWatch(socket);
+  const next = responseReader(socket);
+  // Cut into odd pieces so that boundaries fall inside TCP segments and heads are split.
+  const all = Buffer.concat(planned.map((p) => p.bytes));
+  for (let at = 0; at < all.length; at += 7777) socket.write(all.subarray(at, at + 7777));
+  const responses: RawResponse[] = [];
+  for (let i = 0; i < planned.length; i++) responses.push(await next());
+  for (const [i, response] of responses.entries()) {
+    const p = planned[i] as Planned & { slot: number };
+    t.equal(response.fields.get('x-url'), `/r${i}`, `response ${i} answers request ${i}`);
+    t.equal(Number(response.fields.get('x-pid')), pids.get(p.slot), `request ${i} served by slot ${p.slot}`);
+    t.ok(response.body.equals(p.body), `request ${i} body intact`);
+  }
+  t.equal(watch.closed, false, 'connection kept');
+  socket.destroy();
+});
+
+t.test('handback: Expect: 100-continue and an Upgrade go to their own key’s worker', async (t) => {
+  const balancer = await startBalancer({ key: { reuse: 'handback' }, workers: { count: 2, app: REUSE_APP } });
+  t.teardown(() => balancer.stop());
+  const pids = await pidsBySlot(balancer);
+  const [slot0, slot1] = keysBySlot(2, 1) as [string[], string[]];
+  const a = slot0[0] as string;
+  const b = slot1[0] as string;
+  const socket = await connect(balancer.port);
+  socket.write(`GET /first HTTP/1.1\r\nhost: x\r\nx-forwarded-for: ${a}\r\n\r\n`);
+  t.equal(Number((await readResponse(socket)).fields.get('x-pid')), pids.get(0));
+
+  // Expect: 100-continue for the other worker: the interim answer must come from it, then the body.
+  const body = randomBytes(50_000);
+  socket.write(`POST /continue HTTP/1.1\r\nhost: x\r\nx-forwarded-for: ${b}\r\nexpect: 100-continue\r\ncontent-length: ${body.length}\r\n\r\n`);
+  const interim = await new Promise<Buffer>((resolve) => {
+    let got = Buffer.alloc(0);
+    const onData = (chunk: Buffer): void => {
+      got = Buffer.concat([got, chunk]);
+      const end = got.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      socket.removeListener('data', onData);
+      if (end + 4 < got.length) socket.unshift(got.subarray(end + 4));
+      resolve(got.subarray(0, end + 4));
+    };
+    socket.on('data', onData);
+  });
+  t.match(interim.toString(), /^HTTP\/1\.1 100 Continue\r\n/, '100 Continue before the body');
+  socket.write(body);
+  const continued = await readResponse(socket);
+  t.equal(Number(continued.fields.get('x-pid')), pids.get(1), "served by its key's worker");
+  t.ok(continued.body.equals(body), 'body intact');
+
+  // Back to worker 0, then an Upgrade for worker 1 with bytes after its head in the same packet.
+  socket.write(`GET /again HTTP/1.1\r\nhost: x\r\nx-forwarded-for: ${a}\r\n\r\n`);
+  t.equal(Number((await readResponse(socket)).fields.get('x-pid')), pids.get(0));
+  const after = randomBytes(3000);
+  socket.write(Buffer.concat([Buffer.from(`GET /up HTTP/1.1\r\nhost: x\r\nx-forwarded-for: ${b}\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n`), after]));
+  const expected = after.length;
+  const upgraded = await new Promise<Buffer>((resolve) => {
+    let got = Buffer.alloc(0);
+    socket.on('data', (chunk: Buffer) => {
+      got = Buffer.concat([got, chunk]);
+      const end = got.indexOf('\r\n\r\n');
+      if (end >= 0 && got.length - end - 4 >= expected) resolve(got);
+    });
+  });
+  const headEnd = upgraded.indexOf('\r\n\r\n');
+  const head = upgraded.subarray(0, headEnd).toString();
+  t.match(head, /^HTTP\/1\.1 101 /, 'switched protocols');
+  t.match(head, new RegExp(`x-pid: ${pids.get(1)}`), "by the upgrading request's worker");
+  t.ok(upgraded.subarray(headEnd + 4).equals(after), 'bytes after the upgrade head reach that worker unchanged');
+  socket.destroy();
+});
+
+t.test('close: every response on a trusted, forwarded-keyed connection says Connection: close', async (t) => {
+  const balancer = await startBalancer({ key: { reuse: 'close' }, workers: { count: 2, app: REUSE_APP } });
+  t.teardown(() => balancer.stop());
+  const pids = await pidsBySlot(balancer);
+  const [slot0, slot1] = keysBySlot(2, 1) as [string[], string[]];
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(() => agent.destroy());
+  for (let i = 0; i < 100; i++) {
+    const slot = i % 2;
+    const key = ((slot === 0 ? slot0 : slot1) as string[])[0] as string;
+    const body = i % 3 === 0 ? randomBytes(5000 + i) : Buffer.alloc(0);
+    const answer = await new Promise<{ headers: http.IncomingHttpHeaders; body: Buffer }>((resolve, reject) => {
+      const req = http.request(
+        { host: '127.0.0.1', port: balancer.port, method: body.length > 0 ? 'POST' : 'GET', path: `/c${i}`, agent, headers: { 'x-forwarded-for': key, 'content-length': body.length } },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('end', () => resolve({ headers: res.headers, body: Buffer.concat(chunks) }));
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+    t.equal(answer.headers.connection, 'close', `response ${i} carries Connection: close`);
+    t.equal(Number(answer.headers['x-pid']), pids.get(slot), `response ${i} from its key's worker`);
+    t.ok(answer.body.equals(body), `response ${i} body intact`);
+  }
+  // An untrusted-looking connection is not affected: keyed by the PROXY header.
+  const proxied = await request(balancer.port, { headers: {} });
+  t.equal(proxied.headers.connection, 'close', 'remote-keyed connections from a trusted peer close too (another client may come next)');
+});
+
+t.test('stickyCookie: set on the first response, then pins fresh connections; a forged one is ignored', async (t) => {
+  const secret = randomBytes(24).toString('hex');
+  const balancer = await startBalancer({
+    key: { reuse: 'handback' },
+    workers: { count: 2, app: REUSE_APP },
+    stickyCookie: { name: 'srv', secret, maxAgeS: 3600 },
+  });
+  t.teardown(() => balancer.stop());
+  const pids = await pidsBySlot(balancer);
+  const keys = clientKeys(40);
+  for (const [index, firstKey] of keys.slice(0, 4).entries()) {
+    const first = await request(balancer.port, { headers: { 'x-forwarded-for': firstKey } });
+    const setCookie = first.headers['set-cookie'] ?? [];
+    t.equal(setCookie.length, 1, 'the first response sets one cookie');
+    const cookie = (setCookie[0] as string).split(';')[0] as string;
+    t.match(cookie, /^srv=\d+\.\d+\.[A-Za-z0-9_-]{22}$/);
+    const pid = Number(first.headers['x-pid']);
+    for (let i = 0; i < 20; i++) {
+      // Another address every time: without the cookie these would spread over both workers.
+      const answer = await request(balancer.port, { headers: { 'x-forwarded-for': keys[(index * 20 + i) % keys.length] as string, cookie: `theme=x; ${cookie}` } });
+      t.equal(Number(answer.headers['x-pid']), pid, `client ${index} request ${i}: the same worker`);
+      t.equal(answer.headers['x-key-source'], 'sticky');
+      t.equal(answer.headers['set-cookie'], undefined, 'a valid cookie is not set again');
+    }
+  }
+  // A wrong signature: routed by the key as if there were no cookie, counted, and replaced.
+  const [slot0, slot1] = keysBySlot(2, 1) as [string[], string[]];
+  const genuine = (await request(balancer.port, { headers: { 'x-forwarded-for': slot0[0] as string } })).headers['set-cookie']?.[0]?.split(';')[0] as string;
+  t.match(genuine, /^srv=0\./, 'slot 0 cookie');
+  const [, expiry, mac] = genuine.slice('srv='.length).split('.') as [string, string, string];
+  const forged = `srv=0.${expiry}.${(mac[0] === 'A' ? 'B' : 'A') + mac.slice(1)}`;
+  const before = await metric(balancer, 'sticky_cookie_rejected_total', { reason: 'forged' });
+  const answer = await request(balancer.port, { headers: { 'x-forwarded-for': slot1[0] as string, cookie: forged } });
+  t.equal(Number(answer.headers['x-pid']), pids.get(1), 'routed by its key, not by the forged slot');
+  t.equal(answer.headers['x-key-source'], 'forwarded');
+  t.match(answer.headers['set-cookie']?.[0] ?? '', /^srv=1\./, 'and given a genuine cookie for the worker that served it');
+  t.equal((await metric(balancer, 'sticky_cookie_rejected_total', { reason: 'forged' })) - before, 1, 'counted as forged');
+  const stale = `srv=${genuine.slice('srv='.length).split('.')[0]}.1.${mac}`;
+  const staleAnswer = await request(balancer.port, { headers: { 'x-forwarded-for': slot1[0] as string, cookie: stale } });
+  t.equal(Number(staleAnswer.headers['x-pid']), pids.get(1), 'a tampered expiry is ignored too');
+});
+
+t.test('stickyCookie on a reused connection: each request goes to its cookie’s worker', async (t) => {
+  const balancer = await startBalancer({
+    key: { reuse: 'handback', order: ['cookie', 'remote'] },
+    workers: { count: 2, app: REUSE_APP },
+    stickyCookie: { name: 'srv', secret: randomBytes(24).toString('hex') },
+  });
+  t.teardown(() => balancer.stop());
+  const pids = await pidsBySlot(balancer);
+  // Find one genuine cookie per worker (session ids spread the first requests).
+  const cookies = new Map<number, string>();
+  for (let i = 0; cookies.size < 2 && i < 200; i++) {
+    const answer = await request(balancer.port, { headers: { cookie: `sid=session-${i}` } });
+    const slot = [...pids].find(([, pid]) => pid === Number(answer.headers['x-pid']))?.[0] as number;
+    if (!cookies.has(slot)) cookies.set(slot, (answer.headers['set-cookie']?.[0] ?? '').split(';')[0] as string);
+  }
+  t.equal(cookies.size, 2, 'a cookie for each worker');
+  const socket = await connect(balancer.port);
+  const watch = closedWatch(socket);
+  for (let i = 0; i < 20; i++) {
+    const slot = i % 2;
+    // The session id says nothing: only the sticky cookie decides.
+    socket.write(`GET /s${i} HTTP/1.1\r\nhost: x\r\ncookie: sid=same; ${cookies.get(slot)}\r\n\r\n`);
+    const response = await readResponse(socket);
+    t.equal(Number(response.fields.get('x-pid')), pids.get(slot), `request ${i}: its cookie's worker`);
+  }
+  t.equal(watch.closed, false, 'one connection');
+  socket.destroy();
+});

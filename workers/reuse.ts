@@ -1,0 +1,651 @@
+import type http from 'node:http';
+import type net from 'node:net';
+import { Duplex } from 'node:stream';
+import { Counter } from 'prom-client';
+import { CONNECTION_INFO, connectionInfo, type ConnectionInfo } from '../src/connection-info.js';
+import { deriveKey, type ClientKey, type KeyContext, type KeyRules } from '../src/key/derive.js';
+import { mayCarryOtherClients, type ReuseMode } from '../src/key/reuse.js';
+import { readStickyCookie, type StickyCookieRules } from '../src/key/sticky-cookie.js';
+import { stopReading } from '../src/master/stop-reading.js';
+import type { WorkerMessage } from '../src/pool/messages.js';
+import { parseRequestHead, type RequestHead } from '../src/protocol/http1.js';
+import { newChunkedState, requestFraming, scanChunked, type ChunkedState } from '../src/protocol/http1-framing.js';
+import { hashKey } from '../src/ring/farmhash.js';
+import { pickSlot } from '../src/ring/rendezvous.js';
+import type { RequestHook } from './request-hooks.js';
+import { workerRegistry } from './worker-metrics.js';
+
+/**
+ * key.reuse in the worker runtime (issue 8): requests on a reused connection
+ * (an HTTP-mode balancer pools its backend connections and sends requests of
+ * many clients down each) whose key belongs to another worker.
+ *
+ * "handback": the runtime owns the framing of such connections. It reads the
+ * socket itself, finds each request's end (src/protocol/http1-framing.ts) and
+ * feeds the app's http server one request at a time through an in-memory
+ * Duplex (a {@link Segment}) that stands in for the socket, so Node's parser
+ * never reads ahead of a request boundary. When the next request's key belongs
+ * to another slot, it stops reading the socket, waits until every response so
+ * far is written, and hands the socket plus every byte it has read and not fed
+ * (starting at that request) back to the master, which routes it like a new
+ * connection. The client's connection stays open; no byte is lost, none is
+ * reordered.
+ *
+ * Invariants that make it byte-exact:
+ * - bytes go to the app's server only up to a boundary the framer is sure of
+ *   (or, after anything it cannot frame, all of them: "passthrough", where the
+ *   connection stays here and is only lost to re-routing, never corrupted);
+ * - a hand-back happens only at a boundary, with the socket's reads stopped in
+ *   the same tick as the decision (src/master/stop-reading.ts) and what was
+ *   already buffered in the socket drained into the bytes sent;
+ * - the first request of every hand-off is served where the master sent it, so
+ *   a connection can never bounce between master and workers.
+ */
+
+/** Most bytes read ahead of the request being served before the socket is paused. */
+const MAX_READ_AHEAD_BYTES = 64 * 1024;
+
+/** Requests answered by another worker than their key's (must stay 0 unless key.reuse is "off"). */
+const offWorkerRequests = new Counter({
+  name: 'sticky_worker_requests_off_worker_total',
+  help: "Requests on reused connections served by another worker than their key's (0 unless key.reuse is off)",
+  registers: [workerRegistry],
+});
+
+/** Requests after which a reused connection was handed back to the master. */
+const handedBack = new Counter({
+  name: 'sticky_worker_handbacks_total',
+  help: 'Reused connections the workers handed back to the master because the next request belongs to another worker',
+  registers: [workerRegistry],
+});
+
+/** Connections taken out of per-request framing (upgrade, CONNECT, or bytes the framer refuses). */
+const passthroughs = new Counter({
+  name: 'sticky_worker_reuse_passthrough_total',
+  help: 'Reused connections whose later requests stay on their worker: an Upgrade/CONNECT, or framing the runtime would not guess (reason)',
+  labelNames: ['reason'] as const,
+  registers: [workerRegistry],
+});
+
+/** Sticky cookies the workers ignored on later requests of reused connections. */
+export const stickyRejectedInWorker = new Counter({
+  name: 'sticky_worker_cookie_rejected_total',
+  help: 'Sticky cookies ignored by the workers (later requests on reused connections), by reason: malformed, forged, stale',
+  labelNames: ['reason'] as const,
+  registers: [workerRegistry],
+});
+
+/** The master's pool as last announced (`pool-view`); null until the first one. */
+let poolView: { slotCount: number; ready: Uint8Array } | null = null;
+
+/** Takes the master's `pool-view` message. */
+export function setPoolView(slotCount: number, ready: readonly number[]): void {
+  poolView = { slotCount, ready: Uint8Array.from(ready) };
+}
+
+/** What the reuse code needs from the runtime. */
+export interface ReuseContext {
+  readonly slot: number;
+  readonly rules: KeyRules;
+  readonly stickyCookie: StickyCookieRules | undefined;
+  /** The largest request head framed (bigger ones go to the app's server, which answers 431). */
+  readonly maxHeadBytes: number;
+  /** A partial head waiting longer than this closes the connection (as the master's peek does). */
+  readonly headTimeoutMs: number;
+  /** The app's server (fed with the {@link Segment}). */
+  readonly server: () => net.Server;
+  /** process.send with a handle. */
+  readonly sendHandle: (message: WorkerMessage, socket: net.Socket, done: (error: Error | null) => void) => void;
+}
+
+/** Where a request belongs. */
+interface Destination {
+  readonly key: ClientKey;
+  /** The slot a valid sticky cookie names, or -1. */
+  readonly stickySlot: number;
+  /** This worker's slot when the request is its own. */
+  readonly slot: number;
+}
+
+function nowSeconds(): number {
+  return Math.floor(Date.now() / 1000);
+}
+
+/**
+ * Where a request with this head belongs, as the master would decide: the
+ * slot of a valid sticky cookie when that slot is ready, else the key's
+ * rendezvous pick over the ready slots. Without a pool view yet: this slot
+ * exactly when the key is the connection's (the master decides otherwise).
+ */
+function destination(head: RequestHead, info: ConnectionInfo, ctx: ReuseContext): Destination {
+  const keyContext: KeyContext = {
+    head,
+    proxySource: info.proxy?.source?.address ?? null,
+    peerAddress: info.peer ?? '',
+    peerTrusted: info.peerTrusted === true,
+  };
+  const key = deriveKey(keyContext, ctx.rules);
+  const view = poolView;
+  let stickySlot = -1;
+  if (ctx.stickyCookie !== undefined) {
+    const verdict = readStickyCookie(head.cookie, nowSeconds(), ctx.stickyCookie);
+    if (verdict.kind === 'invalid') stickyRejectedInWorker.inc({ reason: verdict.reason });
+    else if (verdict.kind === 'valid' && (view === null || (verdict.slot < view.slotCount && view.ready[verdict.slot] === 1))) stickySlot = verdict.slot;
+  }
+  let slot: number;
+  if (stickySlot !== -1) slot = stickySlot;
+  else if (view !== null) slot = pickSlot(hashKey(key.key), view.slotCount, view.ready);
+  else slot = key.key === info.key ? ctx.slot : -1;
+  return { key, stickySlot, slot };
+}
+
+/**
+ * Stands in for the client socket in front of the app's http server: what the
+ * runtime feeds comes out as the socket's data; what the server writes goes to
+ * the real socket. Timeouts, addresses and socket options go to the real one.
+ */
+class Segment extends Duplex {
+  constructor(private readonly owner: ReusedConnection) {
+    // allowHalfOpen: the client's FIN must not end the response side (http.Server relies on it).
+    super({ allowHalfOpen: true });
+    // After the http server lets go of a segment (upgrade handed to the app,
+    // or destroyed), an error with no listener must not crash the worker.
+    this.on('error', ignore);
+  }
+
+  /**
+   * Node's http server sets the response it is writing here and clears it
+   * when that response has finished ("_httpMessage", lib/_http_server.js
+   * assignSocket/detachSocket, Node 12-22). That is how the runtime knows a
+   * response is complete whatever the app does (checkContinue, 417, 400 for a
+   * missing Host included), without patching responses.
+   */
+  private currentResponse: http.ServerResponse | null = null;
+  get _httpMessage(): http.ServerResponse | null {
+    return this.currentResponse;
+  }
+  set _httpMessage(response: http.ServerResponse | null) {
+    const finished = this.currentResponse !== null && response === null;
+    this.currentResponse = response;
+    if (finished) this.owner.onResponseDone();
+  }
+
+  override _read(): void {
+    this.owner.onSegmentRead();
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, done: (error?: Error | null) => void): void {
+    this.owner.writeOut([chunk], done);
+  }
+
+  override _writev(chunks: Array<{ chunk: Buffer }>, done: (error?: Error | null) => void): void {
+    this.owner.writeOut(
+      chunks.map((entry) => entry.chunk),
+      done,
+    );
+  }
+
+  override _final(done: (error?: Error | null) => void): void {
+    this.owner.onSegmentFinal();
+    done();
+  }
+
+  override _destroy(error: Error | null, done: (error?: Error | null) => void): void {
+    this.owner.onSegmentDestroy();
+    done(error);
+  }
+
+  setTimeout(ms: number, callback?: () => void): this {
+    this.owner.socket.setTimeout(ms);
+    if (callback) this.once('timeout', callback);
+    return this;
+  }
+
+  setNoDelay(noDelay?: boolean): this {
+    this.owner.socket.setNoDelay(noDelay);
+    return this;
+  }
+
+  setKeepAlive(enable?: boolean, initialDelay?: number): this {
+    this.owner.socket.setKeepAlive(enable, initialDelay);
+    return this;
+  }
+
+  ref(): this {
+    return this;
+  }
+
+  unref(): this {
+    return this;
+  }
+
+  address(): ReturnType<net.Socket['address']> {
+    return this.owner.socket.address();
+  }
+
+  get remoteAddress(): string | undefined {
+    return this.owner.socket.remoteAddress;
+  }
+
+  get remotePort(): number | undefined {
+    return this.owner.socket.remotePort;
+  }
+
+  get remoteFamily(): string | undefined {
+    return this.owner.socket.remoteFamily;
+  }
+
+  get localAddress(): string | undefined {
+    return this.owner.socket.localAddress;
+  }
+
+  get localPort(): number | undefined {
+    return this.owner.socket.localPort;
+  }
+}
+
+type Phase = 'head' | 'body-length' | 'body-chunked' | 'passthrough' | 'gone';
+
+/** One handed-off connection under per-request framing. */
+class ReusedConnection {
+  private readonly segment: Segment;
+  /** Read from the socket and neither fed nor handed back, from a boundary on (in 'head'). */
+  private pending: Buffer = EMPTY;
+  private phase: Phase = 'head';
+  private bodyRemaining = 0;
+  private chunked: ChunkedState | null = null;
+  /** Request heads fed to the app's server, and responses it has finished. */
+  private fed = 0;
+  private answered = 0;
+  /** Real socket writes not yet called back (a hand-back waits for 0). */
+  private writesInFlight = 0;
+  private onFlushed: (() => void) | null = null;
+  private clientEnded = false;
+  private endFed = false;
+  private handingBack = false;
+  /** The app's server reads no more for now (push returned false). */
+  private segmentFull = false;
+  private headTimer: NodeJS.Timeout | null = null;
+
+  private readonly onData = (chunk: Buffer): void => {
+    this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    this.advance();
+  };
+  private readonly onEnd = (): void => {
+    this.clientEnded = true;
+    this.advance();
+  };
+  private readonly onClose = (): void => {
+    if (this.handingBack) return;
+    this.phase = 'gone';
+    this.clearHeadTimer();
+    this.segment.destroy();
+  };
+  private readonly onTimeout = (): void => {
+    this.segment.emit('timeout');
+  };
+
+  constructor(
+    readonly socket: net.Socket,
+    private info: ConnectionInfo,
+    private readonly ctx: ReuseContext,
+  ) {
+    this.segment = new Segment(this);
+    (this.segment as unknown as Record<symbol, unknown>)[CONNECTION_INFO] = info;
+  }
+
+  /** Starts with the bytes the master read (the first request's head, at least). */
+  start(bytes: Buffer): void {
+    this.pending = bytes;
+    const socket = this.socket;
+    socket.on('data', this.onData);
+    socket.on('end', this.onEnd);
+    socket.on('close', this.onClose);
+    socket.on('timeout', this.onTimeout);
+    socket.on('error', ignore);
+    this.ctx.server().emit('connection', this.segment);
+    this.advance();
+  }
+
+  /** Feeds what can be fed, up to the next decision. */
+  private advance(): void {
+    for (;;) {
+      if (this.handingBack) return;
+      switch (this.phase) {
+        case 'gone':
+          return;
+        case 'head':
+          if (!this.atBoundary()) {
+            this.updateFlow();
+            return;
+          }
+          continue;
+        case 'body-length': {
+          if (this.pending.length === 0) return this.updateFlow();
+          const take = Math.min(this.bodyRemaining, this.pending.length);
+          this.feed(this.pending.subarray(0, take));
+          this.pending = this.pending.subarray(take);
+          this.bodyRemaining -= take;
+          if (this.bodyRemaining === 0) this.phase = 'head';
+          continue;
+        }
+        case 'body-chunked': {
+          if (this.pending.length === 0) return this.updateFlow();
+          const scan = scanChunked(this.chunked as ChunkedState, this.pending, 0);
+          if (scan.kind === 'error') {
+            this.enterPassthrough(scan.code);
+            continue;
+          }
+          const take = scan.kind === 'done' ? scan.consumed : this.pending.length;
+          this.feed(this.pending.subarray(0, take));
+          this.pending = this.pending.subarray(take);
+          if (scan.kind === 'done') this.phase = 'head';
+          continue;
+        }
+        case 'passthrough':
+          if (this.pending.length > 0) {
+            this.feed(this.pending);
+            this.pending = EMPTY;
+          }
+          if (this.clientEnded) this.feedEnd();
+          return this.updateFlow();
+      }
+    }
+  }
+
+  /**
+   * At a request boundary: decides the next request. Returns true when it fed
+   * a head (the caller goes on with its body), false when it must wait (for
+   * bytes, or for responses before a hand-back) or handed the connection back.
+   */
+  private atBoundary(): boolean {
+    // The app's server closes after this response (Connection: close, HTTP/1.0):
+    // later bytes would not be read by it either.
+    if (this.segment.writableEnded || this.segment.destroyed) {
+      this.pending = EMPTY;
+      return false;
+    }
+    if (this.pending.length === 0) {
+      if (this.clientEnded) this.feedEnd();
+      return false;
+    }
+    const parsed = parseRequestHead(this.pending, 0, this.ctx.maxHeadBytes);
+    if (parsed.kind === 'need-more') {
+      if (this.clientEnded) this.enterPassthrough('ERR_HTTP_TRUNCATED');
+      else this.armHeadTimer();
+      return this.phase === 'passthrough';
+    }
+    this.clearHeadTimer();
+    if (parsed.kind === 'error') {
+      // The app's server answers it (400, 431) exactly as without key.reuse.
+      this.enterPassthrough(parsed.code);
+      return true;
+    }
+    const head = parsed.value;
+    const headLength = parsed.consumed;
+    if (this.fed > 0) {
+      const to = destination(head, this.info, this.ctx);
+      if (to.slot !== this.ctx.slot) {
+        if (!this.clientEnded) {
+          // Every response so far must be complete before the socket can go.
+          if (this.answered === this.fed) this.handBack(to);
+          return false;
+        }
+        // A half-closed client cannot be handed on (its FIN is already read here).
+        offWorkerRequests.inc();
+      }
+      // Served here: the app sees this request's key.
+      if (to.key.key !== this.info.key || to.key.source !== this.info.keySource) {
+        this.info = { ...this.info, key: to.key.key, keySource: to.stickySlot === -1 ? to.key.source : 'sticky' };
+        (this.segment as unknown as Record<symbol, unknown>)[CONNECTION_INFO] = this.info;
+      }
+    }
+    const framing = requestFraming(this.pending, 0, headLength, head);
+    if (framing.kind === 'opaque') {
+      this.enterPassthrough('upgrade');
+      return true;
+    }
+    if (framing.kind === 'error') {
+      this.enterPassthrough(framing.code);
+      return true;
+    }
+    this.feed(this.pending.subarray(0, headLength));
+    this.pending = this.pending.subarray(headLength);
+    this.fed++;
+    if (framing.kind === 'chunked') {
+      this.phase = 'body-chunked';
+      this.chunked = newChunkedState();
+    } else if (framing.length > 0) {
+      this.phase = 'body-length';
+      this.bodyRemaining = framing.length;
+    }
+    return true;
+  }
+
+  /** From now on every byte goes to the app's server: no more per-request decisions here. */
+  private enterPassthrough(reason: string): void {
+    passthroughs.inc({ reason });
+    this.clearHeadTimer();
+    this.phase = 'passthrough';
+  }
+
+  private feed(bytes: Buffer): void {
+    if (bytes.length === 0) return;
+    if (!this.segment.push(bytes)) this.segmentFull = true;
+  }
+
+  private feedEnd(): void {
+    if (this.endFed) return;
+    this.endFed = true;
+    this.segment.push(null);
+  }
+
+  /** Reads from the socket only while the app's server keeps up and little is buffered ahead. */
+  private updateFlow(): void {
+    if (this.handingBack || this.phase === 'gone') return;
+    const read = !this.segmentFull && this.pending.length < MAX_READ_AHEAD_BYTES;
+    if (read && this.socket.isPaused()) this.socket.resume();
+    else if (!read && !this.socket.isPaused()) this.socket.pause();
+  }
+
+  private armHeadTimer(): void {
+    if (this.headTimer !== null) return;
+    this.headTimer = setTimeout(() => {
+      // A partial head that long is a slow client; the master closes those too.
+      this.headTimer = null;
+      this.socket.destroy();
+    }, this.ctx.headTimeoutMs);
+    this.headTimer.unref();
+  }
+
+  private clearHeadTimer(): void {
+    if (this.headTimer === null) return;
+    clearTimeout(this.headTimer);
+    this.headTimer = null;
+  }
+
+  /** The app's server finished a response (every byte of it written to the socket). */
+  onResponseDone(): void {
+    this.answered++;
+    // Later in this tick the server may end the segment (a last response); decide after it.
+    if (this.answered === this.fed && this.phase === 'head' && this.pending.length > 0) process.nextTick(() => this.advance());
+  }
+
+  onSegmentRead(): void {
+    this.segmentFull = false;
+    this.updateFlow();
+  }
+
+  /** Writes the app's bytes to the client; `done` once the socket took them (a hand-back waits for all). */
+  writeOut(chunks: Buffer[], done: (error?: Error | null) => void): void {
+    this.writesInFlight++;
+    const socket = this.socket;
+    if (chunks.length > 1) socket.cork();
+    for (let i = 0; i < chunks.length - 1; i++) socket.write(chunks[i] as Buffer);
+    socket.write(chunks[chunks.length - 1] as Buffer, (error) => {
+      this.writesInFlight--;
+      done(error ?? null);
+      if (this.writesInFlight === 0 && this.onFlushed !== null) {
+        const flushed = this.onFlushed;
+        this.onFlushed = null;
+        flushed();
+      }
+    });
+    if (chunks.length > 1) socket.uncork();
+  }
+
+  /** The app's server ended its side (it closes the connection after a response). */
+  onSegmentFinal(): void {
+    if (!this.handingBack) this.socket.end();
+  }
+
+  /** The app's server destroyed the segment (error, timeout) or the client left. */
+  onSegmentDestroy(): void {
+    if (this.handingBack) return;
+    this.phase = 'gone';
+    this.clearHeadTimer();
+    // Whatever the server wrote last (a 400, a 408) goes out before the close.
+    if (!this.socket.destroyed) this.socket.destroySoon();
+  }
+
+  /**
+   * Gives the connection back to the master: reads stopped now (same tick as
+   * the decision), the bytes already buffered in the socket appended to the
+   * pending ones, then, once every response byte has been written, the handle
+   * goes with those bytes. The master's copy of the descriptor is the
+   * connection from then on; this one is closed by Node after the send.
+   */
+  private handBack(to: Destination): void {
+    this.handingBack = true;
+    this.clearHeadTimer();
+    const socket = this.socket;
+    stopReading(socket, this.onData);
+    // Bytes libuv delivered before readStop sit in the stream's buffer; take
+    // them (with `_read` neutralised, read() cannot start the handle again).
+    const buffered: Buffer[] = [this.pending];
+    for (let chunk = socket.read() as Buffer | null; chunk !== null; chunk = socket.read() as Buffer | null) buffered.push(chunk);
+    this.pending = buffered.length === 1 ? this.pending : Buffer.concat(buffered);
+    const readable = socket as unknown as { _readableState: { ended: boolean } };
+    if (readable._readableState.ended) {
+      // The client half-closed meanwhile: the FIN is consumed here, so the
+      // connection cannot move. Serve the rest here (counted).
+      this.handingBack = false;
+      this.clientEnded = true;
+      this.advance();
+      return;
+    }
+    const send = (): void => this.sendBack(to);
+    if (this.writesInFlight === 0) send();
+    else this.onFlushed = send;
+  }
+
+  private sendBack(to: Destination): void {
+    const socket = this.socket;
+    socket.removeListener('end', this.onEnd);
+    socket.removeListener('close', this.onClose);
+    socket.removeListener('timeout', this.onTimeout);
+    socket.setTimeout(0);
+    // The server lets go of the segment (its parser is freed); the socket is ours.
+    this.segment.destroy();
+    handedBack.inc();
+    const message: WorkerMessage = {
+      type: 'handback',
+      id: 0,
+      bytes: this.pending,
+      info: this.info,
+      key: to.key.key,
+      keySource: to.key.source,
+      ...(to.stickySlot === -1 ? {} : { stickySlot: to.stickySlot }),
+    };
+    this.pending = EMPTY;
+    this.ctx.sendHandle(message, socket, () => {
+      // Sent: Node detached the handle from this socket (keepOpen false) and
+      // closes the descriptor once the master has it. Not sent (the master is
+      // gone): this closes the connection. Either way 'close' does the bookkeeping.
+      socket.destroy();
+    });
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function ignore(): void {
+  // Errors on a socket that is closing anyway; 'close' does the bookkeeping.
+}
+
+/**
+ * key.reuse "handback": takes over connections that may carry other clients'
+ * requests ({@link mayCarryOtherClients}); every other connection keeps the
+ * plain path (the app's server reads the socket itself).
+ */
+export function handbackConnectionHook(ctx: ReuseContext): (socket: net.Socket, bytes: Buffer, info: ConnectionInfo) => boolean {
+  const sticky = ctx.stickyCookie !== undefined;
+  return (socket, bytes, info) => {
+    if (!mayCarryOtherClients(info, ctx.rules.order, sticky)) return false;
+    new ReusedConnection(socket, info, ctx).start(bytes);
+    return true;
+  };
+}
+
+/**
+ * key.reuse "close": every response on a connection that may carry other
+ * clients' requests says `Connection: close`, so the proxy opens a fresh
+ * connection, decided by the master, for its next request.
+ */
+export function closeRequestHook(rules: KeyRules, stickyCookie: boolean): RequestHook {
+  return (req, res) => {
+    const info = connectionInfo(req.socket);
+    if (info !== null && mayCarryOtherClients(info, rules.order, stickyCookie)) {
+      res.shouldKeepAlive = false;
+      res.setHeader('connection', 'close');
+    }
+    return false;
+  };
+}
+
+/**
+ * key.reuse "off": nothing changes, but requests after the first on a
+ * connection that may carry other clients' requests are checked and counted
+ * when their key belongs to another worker (how much "off" misroutes).
+ */
+export function offRequestHook(ctx: ReuseContext): RequestHook {
+  const seen = new WeakMap<object, number>();
+  const sticky = ctx.stickyCookie !== undefined;
+  return (req) => {
+    const info = connectionInfo(req.socket);
+    if (info === null || !mayCarryOtherClients(info, ctx.rules.order, sticky)) return false;
+    const count = (seen.get(req.socket) ?? 0) + 1;
+    seen.set(req.socket, count);
+    if (count === 1) return false;
+    const headers = req.headers;
+    const head: RequestHead = {
+      method: req.method ?? 'GET',
+      target: req.url ?? '/',
+      version: req.httpVersion === '1.0' ? '1.0' : '1.1',
+      host: headers.host,
+      cookie: headers.cookie,
+      forwardedFor: headerList(headers['x-forwarded-for']),
+      forwarded: headerList(headers.forwarded),
+      upgrade: headers.upgrade,
+    };
+    if (destination(head, info, ctx).slot !== ctx.slot) offWorkerRequests.inc();
+    return false;
+  };
+}
+
+function headerList(value: string | string[] | undefined): readonly string[] {
+  if (value === undefined) return [];
+  return Array.isArray(value) ? value : [value];
+}
+
+/** The hooks for a key.reuse mode (none for "handback" requests: the connection hook does it all). */
+export function reuseHooks(mode: ReuseMode, ctx: ReuseContext): { connection: ReturnType<typeof handbackConnectionHook> | null; request: RequestHook | null } {
+  switch (mode) {
+    case 'handback':
+      return { connection: handbackConnectionHook(ctx), request: null };
+    case 'close':
+      return { connection: null, request: closeRequestHook(ctx.rules, ctx.stickyCookie !== undefined) };
+    case 'off':
+      return { connection: null, request: offRequestHook(ctx) };
+  }
+}
