@@ -80,8 +80,10 @@ const connectionHooks: ConnectionHook[] = [];
 // config.stickyCookie and key.reuse (issue 8). Under TLS the runtime cannot
 // frame the encrypted bytes itself, so "handback" acts as "close" there.
 if (config.stickyCookie) requestHooks.push(stickyCookieHook(config.stickyCookie, slot, config.tls !== undefined));
-{
-  const mode = reuseMode(config.key);
+const reuseModeInEffect = reuseMode(config.key);
+// Unset and "off" by default: nothing at all. Set to "off": only counts what it misroutes.
+if (reuseModeInEffect !== 'off' || config.key.reuse === 'off') {
+  const mode = reuseModeInEffect;
   const reuse = reuseHooks(config.tls && mode === 'handback' ? 'close' : mode, {
     slot,
     rules: config.key,
