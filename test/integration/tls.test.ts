@@ -196,6 +196,15 @@ t.test('TLS', { skip: noOpenssl ?? false }, async (t) => {
     t.equal(answer.clientIp, '198.51.100.23', 'HTTP/2: req.socket.remoteAddress is the PROXY source');
     t.equal(answer.key, '198.51.100.23', 'HTTP/2: connectionInfo(req.socket) through the compat socket');
     t.equal(answer.keySource, 'proxy');
+
+    // A rolling restart drains the worker holding this session: it must say GOAWAY (not just vanish).
+    const goaway = new Promise<number | string>((resolve) => {
+      session.once('goaway', (code: number) => resolve(code));
+      session.once('close', () => resolve('closed without GOAWAY'));
+    });
+    balancer.proc.kill('SIGHUP');
+    t.equal(await goaway, http2.constants.NGHTTP2_NO_ERROR, 'the draining worker sends GOAWAY (NO_ERROR) to its HTTP/2 session');
+    await balancer.waitForLog((line) => line.msg === 'rolling restart done', 120_000);
     session.close();
 
     const ws = new WebSocket(`wss://localhost:${balancer.port}/ws`, { ca: ca.caPem });
