@@ -1,6 +1,6 @@
 import t from 'tap';
 import { allReady, getMetricsText, getWorkers, putWorkers, type WorkerEntry } from '../helpers/admin.js';
-import { DEMO_APP, demoGet, pollUntil, startBalancer, type DemoAnswer } from '../helpers/balancer.js';
+import { DEMO_APP, connect, demoGet, pollUntil, readAll, startBalancer, type DemoAnswer } from '../helpers/balancer.js';
 import { clientKeys, mapKeys, preference } from '../helpers/pool.js';
 import { parseExposition, sumOf } from '../helpers/prometheus.js';
 
@@ -180,4 +180,34 @@ t.test('workers.count "auto" starts one worker per CPU', async (t) => {
   t.teardown(() => balancer.stop());
   const workers = await getWorkers(balancer.adminPort as number);
   t.ok(allReady(workers, availableParallelism()), `${workers.length} workers for ${availableParallelism()} CPUs`);
+});
+
+t.test('balanceFactor: one hot key’s open connections spill to its next choice; without it they all stay', async (t) => {
+  const hold = async (port: number, count: number): Promise<number[]> => {
+    const sockets = [];
+    const slots: number[] = [];
+    for (let i = 0; i < count; i++) {
+      // Keep-alive connections, all with the same key, each kept open.
+      const socket = await connect(port);
+      sockets.push(socket);
+      const answer = readAll(socket, 1);
+      socket.write('GET / HTTP/1.1\r\nhost: x\r\nx-forwarded-for: 198.51.100.77\r\n\r\n');
+      let text = (await answer).toString();
+      while (!text.includes('}')) text += (await readAll(socket, 1)).toString();
+      slots.push((JSON.parse(text.slice(text.indexOf('{'))) as DemoAnswer).worker);
+    }
+    for (const socket of sockets) socket.destroy();
+    return slots;
+  };
+  const first = preference('198.51.100.77', 2)[0] as number;
+  const plain = await startBalancer({ workers: { count: 2, app: DEMO_APP } });
+  t.teardown(() => plain.stop());
+  t.same(await hold(plain.port, 6), [first, first, first, first, first, first], 'off by default: stickiness wins');
+  const bounded = await startBalancer({ workers: { count: 2, app: DEMO_APP }, balanceFactor: 1 });
+  t.teardown(() => bounded.stop());
+  const slots = await hold(bounded.port, 6);
+  t.equal(slots[0], first, 'the first connection goes to the first choice');
+  t.equal(slots.filter((slot) => slot === first).length, 3, `factor 1: no worker holds more than the mean (${slots})`);
+  const metrics = parseExposition(await getMetricsText(bounded.adminPort as number));
+  t.equal(sumOf(metrics, 'sticky_fallbacks_total', { reason: 'over-load' }), 3, 'each spill counted as an over-load fallback');
 });
