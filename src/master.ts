@@ -8,6 +8,9 @@ import { Balancer } from './master/balancer.js';
 import { WorkerPool } from './pool/pool.js';
 import { restartOnlyChanges } from './pool/reload.js';
 
+/** How long PUT /workers waits for the new workers to be ready before answering 503. */
+const SCALE_WAIT_MS = 60_000;
+
 /**
  * The command (dist/master.js): load the config, start the workers, listen,
  * and handle signals. The only place that calls process.exit.
@@ -39,8 +42,11 @@ async function main(): Promise<void> {
     if (pool.isStopping) return false;
     log.info({ from: pool.targetCount, to: count }, 'scaling workers');
     pool.scaleTo(count);
-    await pool.whenAllReady();
-    if (pool.isStopping) return false;
+    // Bounded: a new slot that crash-loops must not hang PUT /workers forever.
+    if (!(await pool.whenAllReady(SCALE_WAIT_MS))) {
+      log.warn({ target: count, ready: pool.readyCount() }, 'scaling: not every worker is ready');
+      return false;
+    }
     log.info({ workers: pool.readyCount() }, 'scaled');
     return true;
   };

@@ -6,7 +6,7 @@ import type { ResolvedConfig } from '../config/load.js';
 import { MAX_SLOTS, pickSlot } from '../ring/rendezvous.js';
 import { pickBounded } from './bounded-load.js';
 import { isWorkerMessage, type MasterMessage, type WorkerMessage } from './messages.js';
-import { canTransition, type SlotState } from './slot-state.js';
+import { canTransition, takesConnections, type SlotState } from './slot-state.js';
 
 /** A worker process living in a slot. */
 export interface WorkerProc {
@@ -203,10 +203,24 @@ export class WorkerPool {
     return count;
   }
 
-  /** Resolves when every slot up to the target has a ready worker (or the pool stops). */
-  whenAllReady(): Promise<void> {
-    if (this.allReady() || this.stopping) return Promise.resolve();
-    return new Promise((resolve) => this.readyWaiters.push(resolve));
+  /**
+   * Resolves true when every slot up to the target has a ready worker; false
+   * when the pool stops first or `timeoutMs` passes (a crash-looping slot).
+   */
+  whenAllReady(timeoutMs?: number): Promise<boolean> {
+    if (this.allReady()) return Promise.resolve(true);
+    if (this.stopping) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const timer = timeoutMs === undefined ? null : setTimeout(() => finish(false), timeoutMs);
+      const finish = (ready: boolean): void => {
+        if (timer) clearTimeout(timer);
+        const index = this.readyWaiters.indexOf(waiter);
+        if (index !== -1) this.readyWaiters.splice(index, 1);
+        resolve(ready);
+      };
+      const waiter = (): void => finish(this.allReady());
+      this.readyWaiters.push(waiter);
+    });
   }
 
   private allReady(): boolean {
@@ -427,7 +441,7 @@ export class WorkerPool {
       }
     }
     this.transition(proc, 'ready');
-    this.readyMask[proc.slot] = 1;
+    this.readyMask[proc.slot] = takesConnections(proc.state) ? 1 : 0;
     this.metrics.active.set({ worker: String(proc.slot) }, proc.active);
     this.log.info({ worker: proc.slot, workerPid: proc.pid }, 'worker ready');
     this.settleReadyWaiters();

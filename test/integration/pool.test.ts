@@ -1,6 +1,7 @@
+import { join } from 'node:path';
 import t from 'tap';
 import { allReady, getMetricsText, getWorkers, putWorkers, type WorkerEntry } from '../helpers/admin.js';
-import { DEMO_APP, connect, demoGet, pollUntil, readAll, startBalancer, type DemoAnswer } from '../helpers/balancer.js';
+import { DEMO_APP, ROOT, connect, demoGet, pollUntil, readAll, request, startBalancer, type DemoAnswer } from '../helpers/balancer.js';
 import { clientKeys, mapKeys, preference } from '../helpers/pool.js';
 import { parseExposition, sumOf } from '../helpers/prometheus.js';
 
@@ -210,4 +211,40 @@ t.test('balanceFactor: one hot key’s open connections spill to its next choice
   t.equal(slots.filter((slot) => slot === first).length, 3, `factor 1: no worker holds more than the mean (${slots})`);
   const metrics = parseExposition(await getMetricsText(bounded.adminPort as number));
   t.equal(sumOf(metrics, 'sticky_fallbacks_total', { reason: 'over-load' }), 3, 'each spill counted as an over-load fallback');
+});
+
+t.test('a slot that crash-loops is respawned with a growing, logged backoff; the others keep serving', async (t) => {
+  const balancer = await startBalancer({ workers: { count: 2, app: join(ROOT, 'test', 'fixtures', 'pool-crash-app.js') } });
+  t.teardown(() => balancer.stop());
+  const admin = balancer.adminPort as number;
+  balancer.proc.kill('SIGTTIN');
+  // Four crashes of slot 2: delays 0, 100, 200, 400 ms, each logged.
+  await pollUntil(() => (balancer.logs.filter((line) => line.msg === 'worker exited; respawning').length >= 4 ? true : undefined), 60_000);
+  const crashes = balancer.logs.filter((line) => line.msg === 'worker exited; respawning').slice(0, 4);
+  t.same(
+    crashes.map((line) => [line.worker, line.crashes, line.delayMs]),
+    [
+      [2, 1, 0],
+      [2, 2, 100],
+      [2, 3, 200],
+      [2, 4, 400],
+    ],
+    'slot 2 backs off: 0, 100, 200, 400 ms',
+  );
+  const workers = await getWorkers(admin);
+  t.same(workers.slice(0, 2).map((w) => w.state), ['ready', 'ready'], 'slots 0 and 1 stay ready');
+  t.equal((await request(admin, { path: '/healthz' })).status, 200);
+  // Every request is answered meanwhile (slot 2's keys by their next choice).
+  for (const key of clientKeys(30)) {
+    const answer = await request(balancer.port, { headers: { 'x-forwarded-for': key } });
+    t.equal(answer.status, 200, `key ${key} answered`);
+  }
+  balancer.proc.kill('SIGTTOU');
+  await pollUntil(async () => ((await getWorkers(admin)).length === 2 ? true : undefined), 30_000);
+  const respawnsBefore = balancer.logs.filter((line) => line.msg === 'worker exited; respawning').length;
+  const settled = balancer.logs.length;
+  // Scaled back down: no more respawns of slot 2 (checked through a later round trip).
+  await getWorkers(admin);
+  t.equal(balancer.logs.slice(settled).filter((line) => line.msg === 'worker exited; respawning').length, 0);
+  t.ok(respawnsBefore >= 4);
 });
