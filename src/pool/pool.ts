@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { MasterMetrics } from '../admin/metrics.js';
 import type { ResolvedConfig } from '../config/load.js';
 import { MAX_SLOTS, pickSlot } from '../ring/rendezvous.js';
+import { HEALTHY_UPTIME_MS, respawnDelayMs } from './backoff.js';
 import { pickBounded } from './bounded-load.js';
 import { isWorkerMessage, type MasterMessage, type WorkerMessage } from './messages.js';
 import { canTransition, takesConnections, type SlotState } from './slot-state.js';
@@ -58,19 +59,10 @@ export interface PoolHooks {
   onHandback(proc: WorkerProc, message: Extract<WorkerMessage, { type: 'handback' }>, socket: Socket | undefined): void;
 }
 
-/** Crash-loop backoff: the first respawn is immediate, then 100 ms doubling up to this. */
-const MAX_RESPAWN_DELAY_MS = 10_000;
-/** A worker that lived this long is healthy: its slot's crash count resets. */
-const HEALTHY_UPTIME_MS = 10_000;
 /** How long `GET /metrics` waits for the workers' registries. */
 const WORKER_METRICS_TIMEOUT_MS = 2000;
 /** Past the drain timeout, how long a worker gets to exit by itself before SIGKILL. */
 const DRAIN_KILL_GRACE_MS = 1000;
-
-/** The delay before respawning a slot that crashed `crashes` times in a row (1 = first crash). */
-export function respawnDelayMs(crashes: number): number {
-  return crashes <= 1 ? 0 : Math.min(MAX_RESPAWN_DELAY_MS, 100 * 2 ** (crashes - 2));
-}
 
 /**
  * The worker slots: forks, readiness, respawn into the same slot, scaling,
@@ -93,7 +85,7 @@ export class WorkerPool {
   private readonly readyWaiters: Array<() => void> = [];
   /** Resolvers waiting for a worker to become ready or die. */
   private readonly settleWaiters = new Map<WorkerProc, Array<() => void>>();
-  private readonly metricsRequests = new Map<number, { readonly responses: unknown[][]; waiting: number; readonly done: () => void }>();
+  private readonly metricsRequests = new Map<number, { readonly responses: unknown[][]; readonly waiting: Set<WorkerProc>; readonly done: () => void }>();
   private nextMetricsId = 1;
   private stopping = false;
   private config: ResolvedConfig;
@@ -314,7 +306,7 @@ export class WorkerPool {
     return new Promise((resolve) => {
       const request = {
         responses: [] as unknown[][],
-        waiting: procs.length,
+        waiting: new Set(procs),
         done: () => {
           clearTimeout(timer);
           this.metricsRequests.delete(id);
@@ -325,7 +317,7 @@ export class WorkerPool {
       this.metricsRequests.set(id, request);
       for (const proc of procs) {
         this.send(proc, { type: 'metrics', id }, undefined, (error) => {
-          if (error && --request.waiting === 0) request.done();
+          if (error) this.metricsAnswered(request, proc);
         });
       }
     });
@@ -412,7 +404,7 @@ export class WorkerPool {
         const request = this.metricsRequests.get(message.id);
         if (!request) return;
         request.responses.push([...message.metrics]);
-        if (--request.waiting === 0) request.done();
+        this.metricsAnswered(request, proc);
         return;
       }
     }
@@ -467,10 +459,17 @@ export class WorkerPool {
     void this.exited(proc).then(() => clearTimeout(killTimer));
   }
 
+  /** `proc` answered (or can no longer answer) a metrics request. */
+  private metricsAnswered(request: { readonly waiting: Set<WorkerProc>; readonly done: () => void }, proc: WorkerProc): void {
+    if (request.waiting.delete(proc) && request.waiting.size === 0) request.done();
+  }
+
   /** The worker's channel is gone: route nothing more to it, re-route what it had not acknowledged. */
   private onGone(proc: WorkerProc): void {
     if (proc.gone) return;
     proc.gone = true;
+    // A metrics request need not wait for a worker that cannot answer.
+    for (const request of [...this.metricsRequests.values()]) this.metricsAnswered(request, proc);
     if (this.current[proc.slot] === proc) this.readyMask[proc.slot] = 0;
     this.hooks.onExit(proc);
   }

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { respawnDelayMs } from '../../src/pool/pool.js';
+import { respawnDelayMs } from '../../src/pool/backoff.js';
 
 t.test('crash-loop backoff: first respawn at once, then 100 ms doubling, capped at 10 s', async (t) => {
   const table = [
