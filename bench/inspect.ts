@@ -1,0 +1,156 @@
+/**
+ * Edge inspection (issue 7), two measurements:
+ *
+ * 1. The rule check alone (ns/op), with the issue's example rules: the method
+ *    set, two host patterns, an allow and a deny regex, a URL limit. Target:
+ *    under 2 µs per request.
+ * 2. The hand-off with inspection on vs off: dist/master.js with 2 workers and
+ *    the demo app, every request on a fresh connection (`Connection: close`),
+ *    so each one is peeked, inspected and handed off. wrk when installed,
+ *    otherwise a bounded Node client. Runs off, on, off, on, ... and prints
+ *    every run and the medians (the machine may be shared: look at the spread).
+ *
+ *   npm run build && node dist/bench/inspect.js [iterations] [rounds] [seconds]
+ */
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { compileInspector, type InspectConfig } from '../src/inspect/rules.js';
+
+const ROOT = resolve(__dirname, '..', '..');
+const ITERATIONS = Number(process.argv[2] ?? 1_000_000);
+const ROUNDS = Number(process.argv[3] ?? 3);
+const SECONDS = Number(process.argv[4] ?? 5);
+
+const RULES: InspectConfig = {
+  methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
+  hosts: ['example.com', '*.example.com'],
+  paths: { allow: ['^/api(/|$)'], deny: ['\\.php$'] },
+  maxUrlBytes: 2048,
+};
+
+function measure(name: string, op: () => unknown): number {
+  // Warm up so that the optimising compiler has run, then time one bounded loop.
+  for (let i = 0; i < 50_000; i++) op();
+  let sink = 0;
+  const start = process.hrtime.bigint();
+  for (let i = 0; i < ITERATIONS; i++) sink += op() === null ? 1 : 0;
+  const ns = Number(process.hrtime.bigint() - start) / ITERATIONS;
+  console.log(`${name.padEnd(48)} ${ns.toFixed(1).padStart(8)} ns/op  (${ITERATIONS} iterations, ${sink} allowed)`);
+  return ns;
+}
+
+function ruleBench(): void {
+  const inspect = compileInspector(RULES);
+  console.log(`rule check; node ${process.version}`);
+  const results = [
+    measure('allowed: GET /api/... with a query string', () => inspect('GET', '/api/v1/users/42?fields=name,email&t=OqX3kZ1', 'app.example.com')),
+    measure('refused: ZmEu probe (path-deny)', () => inspect('GET', '/phpMyAdmin-2.10.0.0/scripts/setup.php', 'example.com')),
+    measure('refused: not under /api (path-allow)', () => inspect('GET', '/w00tw00t.at.blackhats.romanian.anti-sec:)', 'example.com')),
+    measure('allowed, normalised: /api//v1/./users/%34%32', () => inspect('GET', '/api//v1/./users/%34%32', 'example.com')),
+    measure('refused: 3000-byte URL (url-length)', () => inspect('GET', LONG_URL, 'example.com')),
+    measure('refused: PROPFIND (method)', () => inspect('PROPFIND', '/api', 'example.com')),
+  ];
+  console.log(`worst case ${Math.max(...results).toFixed(1)} ns/op: ${Math.max(...results) < 2000 ? 'under' : 'OVER'} the 2 µs budget\n`);
+}
+const LONG_URL = `/api/${'a'.repeat(2995)}`;
+
+/** Starts dist/master.js with `inspect` (or without) and resolves with its port and a stop function. */
+async function startMaster(inspect: InspectConfig | null): Promise<{ port: number; stop: () => Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'sticky-bench-inspect-'));
+  const configPath = join(dir, 'config.json');
+  writeFileSync(
+    configPath,
+    JSON.stringify({
+      listen: { host: '127.0.0.1', port: 0 },
+      workers: { count: 2, app: join(ROOT, 'dist', 'workers', 'demo-app.js') },
+      admin: false,
+      log: { level: 'warn' },
+      ...(inspect ? { inspect } : {}),
+    }),
+  );
+  // log level warn hides the 'listening' line; read the port from --port 0 via a probe instead.
+  const port = await freePort();
+  const proc = spawn(process.execPath, [join(ROOT, 'dist', 'master.js'), '--config', configPath, '--port', String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  createInterface({ input: proc.stdout! }).on('line', () => {});
+  const exited = new Promise<void>((done) => proc.once('exit', () => done()));
+  const deadline = Date.now() + 30_000;
+  while (!(await answers(port))) {
+    if (Date.now() > deadline || proc.exitCode !== null) throw new Error('master did not start');
+    await new Promise((done) => setTimeout(done, 100));
+  }
+  return {
+    port,
+    stop: async () => {
+      proc.kill('SIGTERM');
+      // Bounded: a master that does not drain in time is killed, never left behind.
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 15_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => done(port));
+    });
+    server.once('error', fail);
+  });
+}
+
+function answers(port: number): Promise<boolean> {
+  return new Promise((done) => {
+    const socket = net.connect({ port, host: '127.0.0.1' }, () => socket.end('GET /api/x HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n'));
+    let text = '';
+    socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+    socket.on('error', () => done(false));
+    socket.on('close', () => done(text.startsWith('HTTP/1.1 200')));
+  });
+}
+
+/** Requests per second over `SECONDS`, every request on a fresh connection. */
+function load(port: number): number {
+  if (spawnSync('sh', ['-c', 'command -v wrk']).status === 0) {
+    const out = execFileSync('wrk', ['-t1', '-c32', `-d${SECONDS}s`, '-H', 'Host: example.com', '-H', 'Connection: close', `http://127.0.0.1:${port}/api/x`], { encoding: 'utf8' });
+    if (/Non-2xx|Socket errors: connect [1-9]/.test(out)) console.log(out);
+    return Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0);
+  }
+  throw new Error('wrk is not installed (apt-get install -y wrk)');
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+}
+
+async function handoffBench(): Promise<void> {
+  console.log(`hand-off, new connection per request, wrk -t1 -c32 -d${SECONDS}s, ${ROUNDS} rounds each, alternating`);
+  const off: number[] = [];
+  const on: number[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const inspect of [null, RULES]) {
+      const master = await startMaster(inspect);
+      try {
+        load(master.port); // warm-up run, not counted
+        const rps = load(master.port);
+        (inspect ? on : off).push(rps);
+        console.log(`round ${round + 1} inspect ${inspect ? 'on ' : 'off'}: ${rps.toFixed(0)} req/s`);
+      } finally {
+        await master.stop();
+      }
+    }
+  }
+  const offMedian = median(off);
+  const onMedian = median(on);
+  console.log(`median off ${offMedian.toFixed(0)} req/s, on ${onMedian.toFixed(0)} req/s: ${(((onMedian - offMedian) / offMedian) * 100).toFixed(1)}%`);
+}
+
+ruleBench();
+void handoffBench();
