@@ -87,8 +87,16 @@ export async function startBalancer(overrides: Record<string, unknown> = {}, ext
       });
     });
   };
-  const listening = await waitForLog((line) => line.msg === 'listening');
-  const admin = overrides.admin === false ? null : await waitForLog((line) => line.msg === 'admin listening');
+  let listening: Record<string, unknown>;
+  let admin: Record<string, unknown> | null;
+  try {
+    listening = await waitForLog((line) => line.msg === 'listening');
+    admin = overrides.admin === false ? null : await waitForLog((line) => line.msg === 'admin listening');
+  } catch (error) {
+    // A master that never got ready must not outlive the test (no teardown was registered yet).
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    throw error;
+  }
   return {
     proc,
     port: listening.port as number,
