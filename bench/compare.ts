@@ -282,7 +282,11 @@ async function main(): Promise<void> {
     // Warm-up: JIT, connection pools, the proxies' backend connections.
     for (const name of names) {
       const port = (running.get(name) as Running).port;
-      for (const mode of ['close', 'keepalive'] as const) await wrk(port, mode, Math.min(2, options.durationS), options);
+      for (const mode of ['close', 'keepalive'] as const) {
+        await wrk(port, mode, Math.min(2, options.durationS), options).catch((error: Error) => {
+          throw new Error(`${name} (${mode}, warm-up): ${error.message}`);
+        });
+      }
     }
     for (let round = 0; round < options.rounds; round++) {
       const order = names.map((_, i) => names[(i + round) % names.length] as string);
@@ -293,7 +297,9 @@ async function main(): Promise<void> {
         for (const mode of modes) {
           const loadBefore = loadAverage();
           const before = mode === 'close' && target.adminPort !== null ? await handoffCounts(target.adminPort) : null;
-          const result = await wrk(target.port, mode, options.durationS, options);
+          const result = await wrk(target.port, mode, options.durationS, options).catch((error: Error) => {
+            throw new Error(`${name} (${mode}, round ${round + 1}): ${error.message}`);
+          });
           let extra: Pick<RoundEntry, 'handoffsByWorker' | 'handoffsBySource'> = {};
           if (before !== null && target.adminPort !== null) {
             const after = await handoffCounts(target.adminPort);

@@ -32,23 +32,28 @@ export interface Contender {
   start(workdir: string): Promise<Running>;
 }
 
-/** A free loopback port (bound and released; the race is harmless on a bench box). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
+/**
+ * Ports are picked below the kernel's ephemeral range (32768–60999 here):
+ * wrk's hundreds of thousands of outgoing connections and other processes'
+ * port-0 listeners live in that range and would race with ours.
+ */
+const PORT_LOW = 20_000;
+const PORT_HIGH = 32_000;
+
+/** A free loopback port outside the ephemeral range. */
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = PORT_LOW + Math.floor(Math.random() * (PORT_HIGH - PORT_LOW));
+    if (await isFree(port)) return port;
+  }
+  throw new Error('no free port');
 }
 
 /** Two consecutive free ports (the backends for HAProxy and nginx). */
 async function freePortPair(): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
+  for (let attempt = 0; attempt < 200; attempt++) {
     const port = await freePort();
-    if (port < 65535 && (await isFree(port + 1))) return port;
+    if (await isFree(port + 1)) return port;
   }
   throw new Error('no two consecutive free ports');
 }
