@@ -181,8 +181,10 @@ async function main(): Promise<void> {
   if (config.tls) tlsFront = createTlsFront(server, config.tls, { handshakeTimeoutMs: config.limits.peekTimeoutMs }, log);
   process.on('message', (message: unknown, handle: unknown) => {
     if (!isMasterMessage(message)) return;
-    const handler = handlers[message.type] as (m: MasterMessage, h: net.Socket | undefined) => void;
-    handler(message, handle as net.Socket | undefined);
+    const handler = handlers[message.type] as ((m: MasterMessage, h: net.Socket | undefined) => void) | undefined;
+    // A message type this runtime does not know (a newer master during a rolling
+    // upgrade) is ignored rather than crashing the worker.
+    if (handler) handler(message, handle as net.Socket | undefined);
   });
   process.on('SIGTERM', () => onDrain(config.workers.drainTimeoutMs));
   // SIGINT reaches the whole process group on Ctrl-C; the master decides when workers stop.
