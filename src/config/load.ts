@@ -38,7 +38,8 @@ export function parseCli(argv: readonly string[]): { ok: true; flags: CliFlags }
       allowPositionals: false,
     }));
   } catch (error) {
-    return { ok: false, message: `command line: ${(error as Error).message}` };
+    // parseArgs explains some errors over several lines; the contract is one line.
+    return { ok: false, message: `command line: ${(error as Error).message.split('\n')[0]}` };
   }
   const flags: { config?: string; port?: number; workers?: number | 'auto' } = {};
   if (values.config !== undefined) flags.config = values.config;

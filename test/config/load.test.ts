@@ -1,0 +1,109 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { loadConfig, parseCli, resolveConfig } from '../../src/config/load.js';
+
+function tempConfig(text: string): { dir: string; path: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'sticky-config-'));
+  const path = join(dir, 'config.json');
+  writeFileSync(path, text);
+  return { dir, path };
+}
+
+t.test('defaults: an empty object is the DESIGN.md example', async (t) => {
+  const result = resolveConfig({}, {}, null);
+  t.ok(result.ok);
+  if (!result.ok) return;
+  t.match(result.config, {
+    listen: { host: '0.0.0.0', port: 8080 },
+    workers: { count: 2, app: './dist/workers/demo-app.js' },
+    key: { order: ['cookie', 'proxy', 'forwarded', 'remote'], cookie: 'sid', forwardedTrustedHops: 1 },
+    proxyProtocol: { mode: 'optional', trustedFrom: ['127.0.0.0/8', '::1/128'] },
+    limits: { peekBytes: 16384, peekTimeoutMs: 5000 },
+    admin: { host: '127.0.0.1', port: 9090 },
+    log: { level: 'info' },
+    workerCount: 2,
+    configPath: null,
+  });
+  t.equal(result.config.appPath, join(process.cwd(), 'dist', 'workers', 'demo-app.js'));
+  t.ok(Object.isFrozen(result.config) && Object.isFrozen(result.config.key.order), 'deeply frozen');
+});
+
+t.test('the repository config.json is valid and equals the defaults', async (t) => {
+  const result = loadConfig([], join(__dirname, '..', '..'));
+  t.ok(result.ok, result.ok ? 'loads' : result.message);
+  const defaults = resolveConfig({}, {}, null);
+  if (result.ok && defaults.ok) {
+    const { configPath: _a, appPath: _b, ...fromFile } = result.config;
+    const { configPath: _c, appPath: _d, ...builtIn } = defaults.config;
+    t.same(fromFile, builtIn);
+  }
+});
+
+t.test('invalid values: one line naming the path and the expectation', async (t) => {
+  const cases: Array<{ name: string; input: unknown; line: string | RegExp }> = [
+    { name: 'count as text', input: { workers: { count: 'two' } }, line: 'workers.count: expected a positive integer or "auto", got "two"' },
+    { name: 'count zero', input: { workers: { count: 0 } }, line: /^workers\.count: expected a positive integer.*, got 0$/ },
+    { name: 'port too big', input: { listen: { port: 70000 } }, line: 'listen.port: expected a port number (0-65535), got 70000' },
+    { name: 'unknown top-level key', input: { lisen: {} }, line: '(config): unknown key "lisen"' },
+    { name: 'unknown nested keys', input: { key: { order: ['remote'], cokie: 'x', hops: 1 } }, line: 'key: unknown keys "cokie", "hops"' },
+    { name: 'bad key source', input: { key: { order: ['ip'] } }, line: /^key\.order\.0: .*got "ip"$/ },
+    { name: 'duplicate key source', input: { key: { order: ['remote', 'remote'] } }, line: /^key\.order: expected each key source at most once/ },
+    { name: 'bad cookie name', input: { key: { cookie: 'a b' } }, line: /^key\.cookie: expected a cookie name/ },
+    { name: 'bad proxy mode', input: { proxyProtocol: { mode: 'sometimes' } }, line: /^proxyProtocol\.mode: .*got "sometimes"$/ },
+    { name: 'bad CIDR', input: { proxyProtocol: { trustedFrom: ['10.0.0.0/33'] } }, line: /^proxyProtocol\.trustedFrom: / },
+    { name: 'missing nested value', input: { stickyCookie: { name: 'srv' } }, line: /^stickyCookie\.secret: .*got nothing$/ },
+    { name: 'not an object', input: [], line: /^\(config\): .*got \[\]$/ },
+  ];
+  for (const c of cases) {
+    const result = resolveConfig(c.input, {}, null);
+    t.notOk(result.ok, `${c.name}: rejected`);
+    if (!result.ok) {
+      t.notMatch(result.message, /\n/, `${c.name}: one line`);
+      if (typeof c.line === 'string') t.equal(result.message, c.line, c.name);
+      else t.match(result.message, c.line, c.name);
+    }
+  }
+});
+
+t.test('flags override the file; auto means one worker per CPU', async (t) => {
+  const result = resolveConfig({ listen: { port: 1 }, workers: { count: 5 } }, { port: 8081, workers: 'auto' }, null);
+  t.ok(result.ok);
+  if (result.ok) {
+    t.equal(result.config.listen.port, 8081);
+    t.equal(result.config.workerCount, availableParallelism());
+  }
+  t.same(parseCli(['--config', 'x.json', '--port', '80', '--workers', '3']), { ok: true, flags: { config: 'x.json', port: 80, workers: 3 } });
+  const bad: Array<[string[], RegExp]> = [
+    [['--port', '65536'], /^--port: expected a port number/],
+    [['--port', '-1'], /^command line: Option '--port' argument is ambiguous\.$/],
+    [['--workers', 'two'], /^--workers: expected a positive integer or "auto", got "two"$/],
+    [['--workers', '0'], /^--workers: /],
+    [['--bogus'], /^command line: /],
+    [['positional'], /^command line: /],
+  ];
+  for (const [argv, line] of bad) {
+    const parsed = parseCli(argv);
+    t.notOk(parsed.ok, argv.join(' '));
+    if (!parsed.ok) t.match(parsed.message, line);
+  }
+});
+
+t.test('files: relative app path, unreadable file, bad JSON, missing default file', async (t) => {
+  const { dir, path } = tempConfig(JSON.stringify({ workers: { count: 1, app: './app.js' } }));
+  const loaded = loadConfig(['--config', path]);
+  t.ok(loaded.ok);
+  if (loaded.ok) {
+    t.equal(loaded.config.appPath, join(dir, 'app.js'), 'workers.app is relative to the config file');
+    t.equal(loaded.config.configPath, path);
+  }
+  const json = tempConfig('{ "listen": ');
+  const badJson = loadConfig(['--config', json.path]);
+  t.match(badJson, { ok: false, message: /not valid JSON/ });
+  t.match(loadConfig(['--config', join(dir, 'nope.json')]), { ok: false, message: /cannot read config \(ENOENT\)/ });
+  const empty = mkdtempSync(join(tmpdir(), 'sticky-config-'));
+  const defaults = loadConfig([], empty);
+  t.match(defaults, { ok: true, config: { configPath: null, workerCount: 2 } }, 'no ./config.json: built-in defaults');
+  t.match(loadConfig(['--port', 'x'], empty), { ok: false, message: /^--port/ });
+});
