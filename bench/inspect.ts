@@ -7,14 +7,14 @@
  * 2. The hand-off with inspection on vs off: dist/master.js with 2 workers and
  *    the demo app, every request on a fresh connection (`Connection: close`),
  *    so each one is peeked, inspected and handed off. wrk when installed,
- *    otherwise a bounded Node client. Runs off, on, off, on, ... and prints
- *    every run and the medians (the machine may be shared: look at the spread).
+ *    otherwise a bounded Node client. Runs off/on in alternating order and prints
+ *    every run, the medians and the master's CPU time per connection (the
+ *    machine may be shared: look at the spread).
  *
  *   npm run build && node dist/bench/inspect.js [iterations] [rounds] [seconds]
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -59,7 +59,7 @@ function ruleBench(): void {
 const LONG_URL = `/api/${'a'.repeat(2995)}`;
 
 /** Starts dist/master.js with `inspect` (or without) and resolves with its port and a stop function. */
-async function startMaster(inspect: InspectConfig | null): Promise<{ port: number; stop: () => Promise<void> }> {
+async function startMaster(inspect: InspectConfig | null): Promise<{ port: number; pid: number; stop: () => Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), 'sticky-bench-inspect-'));
   const configPath = join(dir, 'config.json');
   writeFileSync(
@@ -68,22 +68,27 @@ async function startMaster(inspect: InspectConfig | null): Promise<{ port: numbe
       listen: { host: '127.0.0.1', port: 0 },
       workers: { count: 2, app: join(ROOT, 'dist', 'workers', 'demo-app.js') },
       admin: false,
-      log: { level: 'warn' },
+      log: { level: 'info' },
       ...(inspect ? { inspect } : {}),
     }),
   );
-  // log level warn hides the 'listening' line; read the port from --port 0 via a probe instead.
-  const port = await freePort();
-  const proc = spawn(process.execPath, [join(ROOT, 'dist', 'master.js'), '--config', configPath, '--port', String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  createInterface({ input: proc.stdout! }).on('line', () => {});
+  const proc = spawn(process.execPath, [join(ROOT, 'dist', 'master.js'), '--config', configPath], { stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = new Promise<void>((done) => proc.once('exit', () => done()));
-  const deadline = Date.now() + 30_000;
-  while (!(await answers(port))) {
-    if (Date.now() > deadline || proc.exitCode !== null) throw new Error('master did not start');
-    await new Promise((done) => setTimeout(done, 100));
-  }
+  // Port 0: the bound port comes from the 'listening' line (no race for a "free" port).
+  const port = await new Promise<number>((done, fail) => {
+    proc.once('exit', (code) => fail(new Error(`master exited with ${code}`)));
+    createInterface({ input: proc.stdout! }).on('line', (text) => {
+      try {
+        const line = JSON.parse(text) as { msg?: string; port?: number };
+        if (line.msg === 'listening' && line.port) done(line.port);
+      } catch {
+        // not a log line
+      }
+    });
+  });
   return {
     port,
+    pid: proc.pid as number,
     stop: async () => {
       proc.kill('SIGTERM');
       // Bounded: a master that does not drain in time is killed, never left behind.
@@ -94,32 +99,23 @@ async function startMaster(inspect: InspectConfig | null): Promise<{ port: numbe
   };
 }
 
-function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => done(port));
-    });
-    server.once('error', fail);
-  });
+/**
+ * CPU seconds (user + system) a process has used, from /proc/<pid>/stat: the
+ * master's cost per connection is less at the mercy of a shared machine than
+ * throughput is.
+ */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  // utime and stime are fields 14 and 15 of stat(5); here indexed from field 3.
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-function answers(port: number): Promise<boolean> {
-  return new Promise((done) => {
-    const socket = net.connect({ port, host: '127.0.0.1' }, () => socket.end('GET /api/x HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n'));
-    let text = '';
-    socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
-    socket.on('error', () => done(false));
-    socket.on('close', () => done(text.startsWith('HTTP/1.1 200')));
-  });
-}
-
-/** Requests per second over `SECONDS`, every request on a fresh connection. */
-function load(port: number): number {
+/** Requests per second over `SECONDS`, every request on a fresh connection, and how many. */
+function load(port: number): { rps: number; requests: number } {
   if (spawnSync('sh', ['-c', 'command -v wrk']).status === 0) {
     const out = execFileSync('wrk', ['-t1', '-c32', `-d${SECONDS}s`, '-H', 'Host: example.com', '-H', 'Connection: close', `http://127.0.0.1:${port}/api/x`], { encoding: 'utf8' });
     if (/Non-2xx|Socket errors: connect [1-9]/.test(out)) console.log(out);
-    return Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0);
+    return { rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0), requests: Number(/(\d+) requests in/.exec(out)?.[1] ?? 0) };
   }
   throw new Error('wrk is not installed (apt-get install -y wrk)');
 }
@@ -134,14 +130,20 @@ async function handoffBench(): Promise<void> {
   console.log(`hand-off, new connection per request, wrk -t1 -c32 -d${SECONDS}s, ${ROUNDS} rounds each, alternating`);
   const off: number[] = [];
   const on: number[] = [];
+  const cpuOff: number[] = [];
+  const cpuOn: number[] = [];
   for (let round = 0; round < ROUNDS; round++) {
-    for (const inspect of [null, RULES]) {
+    // Which goes first alternates too, so that neither side always follows the other.
+    for (const inspect of round % 2 === 0 ? [null, RULES] : [RULES, null]) {
       const master = await startMaster(inspect);
       try {
         load(master.port); // warm-up run, not counted
-        const rps = load(master.port);
+        const cpuBefore = cpuSeconds(master.pid);
+        const { rps, requests } = load(master.port);
+        const cpuPerRequestUs = ((cpuSeconds(master.pid) - cpuBefore) / requests) * 1e6;
         (inspect ? on : off).push(rps);
-        console.log(`round ${round + 1} inspect ${inspect ? 'on ' : 'off'}: ${rps.toFixed(0)} req/s`);
+        (inspect ? cpuOn : cpuOff).push(cpuPerRequestUs);
+        console.log(`round ${round + 1} inspect ${inspect ? 'on ' : 'off'}: ${rps.toFixed(0)} req/s, master CPU ${cpuPerRequestUs.toFixed(1)} µs/connection`);
       } finally {
         await master.stop();
       }
@@ -150,6 +152,7 @@ async function handoffBench(): Promise<void> {
   const offMedian = median(off);
   const onMedian = median(on);
   console.log(`median off ${offMedian.toFixed(0)} req/s, on ${onMedian.toFixed(0)} req/s: ${(((onMedian - offMedian) / offMedian) * 100).toFixed(1)}%`);
+  console.log(`median master CPU off ${median(cpuOff).toFixed(1)} µs/connection, on ${median(cpuOn).toFixed(1)} µs/connection`);
 }
 
 ruleBench();

@@ -123,22 +123,26 @@ function pathOnly(target: string, start: number): string {
  */
 export function normalisePath(path: string): string {
   if (path.indexOf('%') < 0 && path.indexOf('//') < 0 && path.indexOf('/.') < 0) return path;
-  const decoded = path.indexOf('%') < 0 ? path : percentDecode(path);
-  const segments: string[] = [];
-  const parts = decoded.split('/');
-  for (let i = 0; i < parts.length; i++) {
-    const part = parts[i] as string;
-    if (part === '.' || (part === '' && i > 0 && i < parts.length - 1)) continue;
-    if (part === '..') {
-      if (segments.length > 1) segments.pop();
-      continue;
+  const input = path.indexOf('%') < 0 ? path : percentDecode(path);
+  // Asterisk- and authority-form targets have no segments to resolve.
+  if (input.charCodeAt(0) !== 0x2f /* / */) return input;
+  // One pass over the segments ("/seg"), appending the kept ones to `out`.
+  let out = '';
+  for (let i = 0; i < input.length; ) {
+    let next = input.indexOf('/', i + 1);
+    if (next < 0) next = input.length;
+    const length = next - i - 1;
+    const dot = length >= 1 && length <= 2 && input.charCodeAt(i + 1) === 0x2e && (length === 1 || input.charCodeAt(i + 2) === 0x2e);
+    if (dot && length === 2) out = out.slice(0, Math.max(0, out.lastIndexOf('/')));
+    if (length === 0 || dot) {
+      // Empty and dot segments vanish; at the end they still name a directory.
+      if (next === input.length) out += '/';
+    } else {
+      out += input.slice(i, next);
     }
-    segments.push(part);
+    i = next;
   }
-  // A trailing "." or ".." names a directory: keep the slash.
-  const last = parts[parts.length - 1];
-  if ((last === '.' || last === '..') && parts.length > 1) segments.push('');
-  return segments.join('/');
+  return out;
 }
 
 function percentDecode(text: string): string {
