@@ -451,9 +451,14 @@ class ReusedConnection {
   private armHeadTimer(): void {
     if (this.headTimer !== null) return;
     this.headTimer = setTimeout(() => {
-      // A partial head that long is a slow client; the master closes those too.
+      // A head unfinished after headersTimeoutMs: answered as Node's own
+      // headersTimeout would (the same 408 bytes, lib/_http_server.js), since
+      // Node's checker never sees a head the runtime has not fed it.
       this.headTimer = null;
-      this.socket.destroy();
+      this.phase = 'gone';
+      if (this.answered === this.fed && !this.segment.writableEnded) this.socket.end(REQUEST_TIMEOUT_RESPONSE);
+      else this.socket.destroy();
+      this.segment.destroy();
     }, this.ctx.headTimeoutMs);
     this.headTimer.unref();
   }
@@ -568,6 +573,8 @@ class ReusedConnection {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** What Node's http server writes when headersTimeout fires (lib/_http_server.js requestTimeoutResponse). */
+const REQUEST_TIMEOUT_RESPONSE = Buffer.from('HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n', 'ascii');
 
 function ignore(): void {
   // Errors on a socket that is closing anyway; 'close' does the bookkeeping.
@@ -594,6 +601,8 @@ export function handbackConnectionHook(ctx: ReuseContext): (socket: net.Socket, 
  */
 export function closeRequestHook(rules: KeyRules, stickyCookie: boolean): RequestHook {
   return (req, res) => {
+    // HTTP/2 has no Connection header (RFC 9113 8.2.2); its streams are not this case.
+    if (req.httpVersionMajor !== 1) return false;
     const info = connectionInfo(req.socket);
     if (info !== null && mayCarryOtherClients(info, rules.order, stickyCookie)) {
       res.shouldKeepAlive = false;

@@ -25,7 +25,7 @@ export type ReuseMode = 'handback' | 'close' | 'off';
  * connections", bench/reuse.ts). It costs nothing on connections that cannot
  * carry other clients' requests (see {@link mayCarryOtherClients}).
  */
-export const DEFAULT_REUSE_MODE: ReuseMode = 'off';
+export const DEFAULT_REUSE_MODE: ReuseMode = 'handback';
 
 /** The effective mode of a `key` config section. */
 export function reuseMode(key: { readonly reuse?: ReuseMode | undefined }): ReuseMode {
