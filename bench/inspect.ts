@@ -13,14 +13,11 @@
  *
  *   npm run build && node dist/bench/inspect.js [iterations] [rounds] [seconds]
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { compileInspector, type InspectConfig } from '../src/inspect/rules.js';
+import { median, startMaster } from './lib/master.js';
 
-const ROOT = resolve(__dirname, '..', '..');
 const ITERATIONS = Number(process.argv[2] ?? 1_000_000);
 const ROUNDS = Number(process.argv[3] ?? 3);
 const SECONDS = Number(process.argv[4] ?? 5);
@@ -58,47 +55,6 @@ function ruleBench(): void {
 }
 const LONG_URL = `/api/${'a'.repeat(2995)}`;
 
-/** Starts dist/master.js with `inspect` (or without) and resolves with its port and a stop function. */
-async function startMaster(inspect: InspectConfig | null): Promise<{ port: number; pid: number; stop: () => Promise<void> }> {
-  const dir = mkdtempSync(join(tmpdir(), 'sticky-bench-inspect-'));
-  const configPath = join(dir, 'config.json');
-  writeFileSync(
-    configPath,
-    JSON.stringify({
-      listen: { host: '127.0.0.1', port: 0 },
-      workers: { count: 2, app: join(ROOT, 'dist', 'workers', 'demo-app.js') },
-      admin: false,
-      log: { level: 'info' },
-      ...(inspect ? { inspect } : {}),
-    }),
-  );
-  const proc = spawn(process.execPath, [join(ROOT, 'dist', 'master.js'), '--config', configPath], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const exited = new Promise<void>((done) => proc.once('exit', () => done()));
-  // Port 0: the bound port comes from the 'listening' line (no race for a "free" port).
-  const port = await new Promise<number>((done, fail) => {
-    proc.once('exit', (code) => fail(new Error(`master exited with ${code}`)));
-    createInterface({ input: proc.stdout! }).on('line', (text) => {
-      try {
-        const line = JSON.parse(text) as { msg?: string; port?: number };
-        if (line.msg === 'listening' && line.port) done(line.port);
-      } catch {
-        // not a log line
-      }
-    });
-  });
-  return {
-    port,
-    pid: proc.pid as number,
-    stop: async () => {
-      proc.kill('SIGTERM');
-      // Bounded: a master that does not drain in time is killed, never left behind.
-      const timer = setTimeout(() => proc.kill('SIGKILL'), 15_000);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
-}
-
 /**
  * CPU seconds (user + system) a process has used, from /proc/<pid>/stat: the
  * master's cost per connection is less at the mercy of a shared machine than
@@ -120,12 +76,6 @@ function load(port: number): { rps: number; requests: number } {
   throw new Error('wrk is not installed (apt-get install -y wrk)');
 }
 
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = sorted.length >> 1;
-  return sorted.length % 2 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
-}
-
 async function handoffBench(): Promise<void> {
   console.log(`hand-off, new connection per request, wrk -t1 -c32 -d${SECONDS}s, ${ROUNDS} rounds each, alternating`);
   const off: number[] = [];
@@ -135,12 +85,12 @@ async function handoffBench(): Promise<void> {
   for (let round = 0; round < ROUNDS; round++) {
     // Which goes first alternates too, so that neither side always follows the other.
     for (const inspect of round % 2 === 0 ? [null, RULES] : [RULES, null]) {
-      const master = await startMaster(inspect);
+      const master = await startMaster(inspect ? { inspect } : {});
       try {
         load(master.port); // warm-up run, not counted
-        const cpuBefore = cpuSeconds(master.pid);
+        const cpuBefore = cpuSeconds(master.proc.pid as number);
         const { rps, requests } = load(master.port);
-        const cpuPerRequestUs = ((cpuSeconds(master.pid) - cpuBefore) / requests) * 1e6;
+        const cpuPerRequestUs = ((cpuSeconds(master.proc.pid as number) - cpuBefore) / requests) * 1e6;
         (inspect ? on : off).push(rps);
         (inspect ? cpuOn : cpuOff).push(cpuPerRequestUs);
         console.log(`round ${round + 1} inspect ${inspect ? 'on ' : 'off'}: ${rps.toFixed(0)} req/s, master CPU ${cpuPerRequestUs.toFixed(1)} µs/connection`);

@@ -1,8 +1,7 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import fc from 'fast-check';
 import t from 'tap';
 import { compileInspector, hostName, normalisePath, splitTarget, type InspectConfig } from '../../src/inspect/rules.js';
+import { scannerRequests } from '../helpers/scanner-log.js';
 
 const API_ONLY: InspectConfig = {
   methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
@@ -11,18 +10,6 @@ const API_ONLY: InspectConfig = {
   maxUrlBytes: 2048,
 };
 
-/** Method + target of every line of the scanner log (real access-log lines). */
-function scannerRequests(): Array<{ method: string; target: string }> {
-  const text = readFileSync(join(__dirname, '..', 'fixtures', 'scanner-requests.txt'), 'latin1');
-  return text
-    .split('\n')
-    .filter((line) => line.trim() !== '')
-    .map((line) => {
-      const match = /"([A-Z]+) (\S+) HTTP\/1\.[01]"/.exec(line);
-      if (!match) throw new Error(`not an access-log line: ${line.slice(0, 80)}`);
-      return { method: match[1] as string, target: match[2] as string };
-    });
-}
 
 t.test('allowed requests: null', async (t) => {
   const inspect = compileInspector(API_ONLY);

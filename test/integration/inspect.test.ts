@@ -1,9 +1,9 @@
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { encodeProxyV1 } from '../../src/protocol/proxy.js';
 import { MASTER, ROOT, admin, connect, exchange, parseResponse, readResponse, startBalancer, writeConfig, type RawResponse } from '../helpers/balancer.js';
+import { scannerRequests } from '../helpers/scanner-log.js';
 
 t.setTimeout(180_000);
 
@@ -11,17 +11,6 @@ t.setTimeout(180_000);
 const COUNTING_APP = join(ROOT, 'test', 'fixtures', 'counting-app.js');
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
 
-/** Method + request-target of every line of the scanner access log (a copy of ../shared/data/scanner-requests.log). */
-function scannerRequests(): Array<{ method: string; target: string }> {
-  return readFileSync(join(ROOT, 'test', 'fixtures', 'scanner-requests.txt'), 'latin1')
-    .split('\n')
-    .filter((line) => line.trim() !== '')
-    .map((line) => {
-      const match = /"([A-Z]+) (\S+) HTTP\/1\.[01]"/.exec(line);
-      if (!match) throw new Error(`not an access-log line: ${line.slice(0, 80)}`);
-      return { method: match[1] as string, target: match[2] as string };
-    });
-}
 
 /** A PROXY v1 header naming `client` as the source (the balancer trusts 127.0.0.1 by default). */
 function proxyFrom(client: string): Buffer {
