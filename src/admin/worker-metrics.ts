@@ -11,5 +11,8 @@ import { AggregatorRegistry } from 'prom-client';
  */
 export async function aggregateWorkerMetrics(responses: readonly unknown[][]): Promise<string> {
   if (responses.length === 0) return '';
-  return AggregatorRegistry.aggregate([...responses]).metrics();
+  const text = await AggregatorRegistry.aggregate([...responses]).metrics();
+  // prom-client writes a NaN sample (an event-loop lag mean before its first
+  // sample) as "Nan"; the exposition format spells it "NaN".
+  return text.replace(/ Nan$/gm, ' NaN');
 }
