@@ -1,18 +1,9 @@
+import { DQUOTE, EQUALS, HTAB, SEMICOLON, SP, isOws } from '../protocol/ascii.js';
 /**
  * The value of one named cookie in a Cookie field value (RFC 6265 section 5.4
  * for the format, 4.2.1 for the grammar), found without splitting the header:
  * a request can carry thousands of cookies and only one matters.
  */
-
-const SP = 0x20;
-const HTAB = 0x09;
-const SEMICOLON = 0x3b;
-const EQUALS = 0x3d;
-const DQUOTE = 0x22;
-
-function isOws(c: number): boolean {
-  return c === SP || c === HTAB;
-}
 
 /**
  * Returns the value of the first cookie named `name` (case-sensitive, as

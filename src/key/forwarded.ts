@@ -6,23 +6,7 @@
  * 1000-entry or 64 KiB header costs no more than its last few entries.
  */
 import { canonicalIp } from '../ip/address.js';
-
-const SP = 0x20;
-const HTAB = 0x09;
-const COMMA = 0x2c;
-const SEMICOLON = 0x3b;
-const EQUALS = 0x3d;
-const DQUOTE = 0x22;
-const BACKSLASH = 0x5c;
-const COLON = 0x3a;
-
-function isOws(c: number): boolean {
-  return c === SP || c === HTAB;
-}
-
-function isDigit(c: number): boolean {
-  return c >= 0x30 && c <= 0x39;
-}
+import { BACKSLASH, COLON, COMMA, DQUOTE, EQUALS, HTAB, SEMICOLON, SP, isDigit, isOws } from '../protocol/ascii.js';
 
 /**
  * RFC 7239 6: `node-port = port / obfport`, `port = 1*5DIGIT`,

@@ -21,6 +21,7 @@
  */
 import type { ErrorCode } from '../errors.js';
 import type { RequestHead } from './http1.js';
+import { COLON, CR, HTAB, LF, SP } from './ascii.js';
 
 /** How the body of a request is delimited. */
 export type RequestFraming =
@@ -31,12 +32,6 @@ export type RequestFraming =
   /** Upgrade or CONNECT: every later byte belongs to this request's worker. */
   | { readonly kind: 'opaque' }
   | { readonly kind: 'error'; readonly code: ErrorCode };
-
-const CR = 0x0d;
-const LF = 0x0a;
-const SP = 0x20;
-const HTAB = 0x09;
-const COLON = 0x3a;
 
 const NAME_CONTENT_LENGTH = Buffer.from('content-length', 'latin1');
 const NAME_TRANSFER_ENCODING = Buffer.from('transfer-encoding', 'latin1');

@@ -28,6 +28,7 @@
  */
 import type { ParseResult } from './result.js';
 import { NEED_MORE } from './result.js';
+import { COLON, CR, HTAB, LF, SP } from './ascii.js';
 
 /** A parsed HTTP/1.x request head: the request line and the fields a client key can come from. */
 export interface RequestHead {
@@ -56,12 +57,6 @@ export interface RequestHead {
  * early.
  */
 export const MAX_METHOD_BYTES = 32;
-
-const CR = 0x0d;
-const LF = 0x0a;
-const SP = 0x20;
-const HTAB = 0x09;
-const COLON = 0x3a;
 
 /** Byte classes. */
 const TCHAR = 1; // RFC 9110 5.6.2 token character

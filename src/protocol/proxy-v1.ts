@@ -14,6 +14,7 @@
 import type { ErrorCode } from '../errors.js';
 import { NEED_MORE, parseError, type ParseResult } from './result.js';
 import type { ProxyEndpoint, ProxyHeader } from './proxy.js';
+import { COLON, CR, DIGIT_0, DIGIT_9, DOT, LF, SP, isDigit } from './ascii.js';
 
 /**
  * The longest valid v1 line, CRLF included (proxy-protocol.txt 2.1, "worst case"):
@@ -34,24 +35,12 @@ export const PROXY_V1_PREFIX: Buffer = Buffer.from('PROXY ', 'latin1');
  */
 export type Viability = 'invalid' | 'prefix' | 'complete';
 
-const SP = 0x20;
-const CR = 0x0d;
-const LF = 0x0a;
-const DOT = 0x2e;
-const COLON = 0x3a;
-const DIGIT_0 = 0x30;
-const DIGIT_9 = 0x39;
-
 const FAMILY_TOKENS = [
   { name: 'TCP4', bytes: Buffer.from('TCP4', 'latin1') },
   { name: 'TCP6', bytes: Buffer.from('TCP6', 'latin1') },
   { name: 'UNKNOWN', bytes: Buffer.from('UNKNOWN', 'latin1') },
 ] as const;
 type V1Family = (typeof FAMILY_TOKENS)[number]['name'];
-
-function isDigit(byte: number): boolean {
-  return byte >= DIGIT_0 && byte <= DIGIT_9;
-}
 
 function isHexDigit(byte: number): boolean {
   return isDigit(byte) || (byte >= 0x61 && byte <= 0x66) || (byte >= 0x41 && byte <= 0x46);
