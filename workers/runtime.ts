@@ -81,7 +81,7 @@ const connectionHooks: ConnectionHook[] = [];
 // frame the encrypted bytes itself, so "handback" acts as "close" there.
 if (config.stickyCookie) requestHooks.push(stickyCookieHook(config.stickyCookie, slot, config.tls !== undefined));
 const reuseModeInEffect = reuseMode(config.key);
-// Unset and "off" by default: nothing at all. Set to "off": only counts what it misroutes.
+// "off" installs nothing unless set explicitly, and then only counts what it misroutes.
 if (reuseModeInEffect !== 'off' || config.key.reuse === 'off') {
   const mode = reuseModeInEffect;
   const reuse = reuseHooks(config.tls && mode === 'handback' ? 'close' : mode, {
@@ -176,8 +176,10 @@ async function main(): Promise<void> {
     // protection would silently be off.
     server.emit('listening');
   }
-  installRequestHooks(server, requestHooks);
+  // Counted among the app's listeners, so requests a hook answers (inspection
+  // refusals, hand-backs) are not counted as served.
   server.on('request', () => requestsServed.inc());
+  installRequestHooks(server, requestHooks);
   if (config.tls) tlsFront = createTlsFront(server, config.tls, { handshakeTimeoutMs: config.limits.peekTimeoutMs }, log);
   process.on('message', (message: unknown, handle: unknown) => {
     if (!isMasterMessage(message)) return;
