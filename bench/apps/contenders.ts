@@ -164,30 +164,42 @@ function nodeLauncher(name: string, setup: string, script: string): Contender {
   };
 }
 
-const ours: Contender = {
-  name: 'ours',
-  setup: 'dist/master.js, 2 workers, key.order ["forwarded","remote"], proxyProtocol off, admin on',
-  unavailable: null,
-  async start(workdir) {
-    const port = await freePort();
-    const adminPort = await freePort();
-    const config = join(workdir, 'ours.json');
-    writeFileSync(
-      config,
-      JSON.stringify({
-        listen: { host: '127.0.0.1', port },
-        workers: { count: 2, app: join(APPS, 'app.js') },
-        key: { order: ['forwarded', 'remote'], forwardedTrustedHops: 1 },
-        proxyProtocol: { mode: 'off', trustedFrom: ['127.0.0.0/8', '::1/128'] },
-        admin: { host: '127.0.0.1', port: adminPort },
-        log: { level: 'info' },
-      }),
-    );
-    const child = await startProcess(process.execPath, [join(REPO, 'dist', 'master.js'), '--config', config], (line) => line.includes('"msg":"listening"'));
-    await waitHttp(port);
-    return { port, adminPort, stop: () => stopProcess(child) };
-  },
-};
+/**
+ * Ours with the bench app. `reuse` is key.reuse: the default (unset:
+ * "handback") keeps every request on a reused connection sticky, so wrk's
+ * keep-alive connections, which carry a different X-Forwarded-For on every
+ * request like a proxy's pooled connections, are handed back to the master for
+ * about half of their requests; "off" keys the connection by its first request
+ * only, and after the hand-off the master is out of the data path.
+ */
+function oursContender(name: string, reuse: 'off' | null): Contender {
+  return {
+    name,
+    setup:
+      'dist/master.js, 2 workers, key.order ["forwarded","remote"], proxyProtocol off, admin on, ' +
+      (reuse === null ? 'key.reuse unset (default "handback": every request sticky)' : `key.reuse "${reuse}" (the connection's first request decides)`),
+    unavailable: null,
+    async start(workdir) {
+      const port = await freePort();
+      const adminPort = await freePort();
+      const config = join(workdir, `${name}.json`);
+      writeFileSync(
+        config,
+        JSON.stringify({
+          listen: { host: '127.0.0.1', port },
+          workers: { count: 2, app: join(APPS, 'app.js') },
+          key: { order: ['forwarded', 'remote'], forwardedTrustedHops: 1, ...(reuse === null ? {} : { reuse }) },
+          proxyProtocol: { mode: 'off', trustedFrom: ['127.0.0.0/8', '::1/128'] },
+          admin: { host: '127.0.0.1', port: adminPort },
+          log: { level: 'info' },
+        }),
+      );
+      const child = await startProcess(process.execPath, [join(REPO, 'dist', 'master.js'), '--config', config], (line) => line.includes('"msg":"listening"'));
+      await waitHttp(port);
+      return { port, adminPort, stop: () => stopProcess(child) };
+    },
+  };
+}
 
 /** A daemon in the foreground, in its own process group, its output in `logFile`. */
 function spawnLogged(command: string, args: readonly string[], logFile: string): ChildProcess {
@@ -312,7 +324,8 @@ const nginx: Contender = {
 };
 
 export const CONTENDERS: readonly Contender[] = [
-  ours,
+  oursContender('ours', null),
+  oursContender('ours-reuse-off', 'off'),
   nodeLauncher('cluster-rr', 'node:cluster, SCHED_RR, 2 workers', 'cluster-rr.js'),
   nodeLauncher('sticky-session', 'sticky-session 1.1.2, 2 workers (hashes the TCP peer)', 'sticky-session.js'),
   nodeLauncher('socketio-sticky', '@socket.io/sticky 2.0.1, least-connection (its default), 2 workers', 'socketio-sticky.js'),
