@@ -31,6 +31,7 @@ export const ERROR_CODES = {
   ERR_PEEK_LIMIT: 'more than limits.peekBytes without a complete PROXY header',
   ERR_PEEK_TIMEOUT: 'client sent no complete head within limits.peekTimeoutMs',
   ERR_MAX_CONNECTIONS: 'limits.maxConnections reached',
+  ERR_ACCEPT: 'accept(2) failed on the listener (e.g. out of descriptors)',
   ERR_NO_WORKER: 'no worker is ready to take the connection',
 } as const;
 

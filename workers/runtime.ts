@@ -1,5 +1,5 @@
 import http from 'node:http';
-import type net from 'node:net';
+import net from 'node:net';
 import pino from 'pino';
 import type { ResolvedConfig } from '../src/config/load.js';
 import { CONNECTION_INFO, type ConnectionInfo } from '../src/connection-info.js';
@@ -102,12 +102,17 @@ if (reuseModeInEffect !== 'off' || config.key.reuse === 'off') {
   if (reuse.request) requestHooks.push(reuse.request);
 }
 
-function onConnection(id: number, bytes: Buffer, info: ConnectionInfo, socket: net.Socket | undefined): void {
+function onConnection(id: number, bytes: Buffer, info: ConnectionInfo, handle: net.Socket | object | undefined): void {
   send({ type: 'ack', id });
   received++;
   connectionsReceived.inc();
   // The client can be gone while the handle was in flight: nothing to serve.
-  if (!socket) return;
+  if (!handle) return;
+  // The master sends raw TCP handles (as Node's cluster does), or a net.Socket
+  // for a connection a worker handed back; wrap a raw one as net.Server would.
+  // It starts reading at once; what it reads waits in the stream behind the
+  // replayed bytes below.
+  const socket = handle instanceof net.Socket ? handle : new net.Socket({ handle, readable: true, writable: true } as net.SocketConstructorOpts);
   (socket as unknown as Record<symbol, unknown>)[CONNECTION_INFO] = info;
   // A socket built from a passed handle does not inherit the server's
   // allowHalfOpen; http.Server relies on it (a client's FIN after its request
@@ -121,7 +126,14 @@ function onConnection(id: number, bytes: Buffer, info: ConnectionInfo, socket: n
     reportActive();
     if (draining && active === 0) process.exit(0);
   });
-  for (const hook of connectionHooks) if (hook(socket, bytes, info)) return;
+  for (const hook of connectionHooks) {
+    if (hook(socket, bytes, info)) {
+      // The app's http server sets TCP_NODELAY on the sockets it is given; a
+      // hook that keeps the socket (key.reuse framing) must do it itself.
+      socket.setNoDelay(true);
+      return;
+    }
+  }
   // Replay what the master read, in front of anything read since.
   if (bytes.length > 0) socket.unshift(bytes);
   // With config.tls the TLS front decrypts first, then feeds the app's server.
@@ -149,7 +161,7 @@ function onDrain(timeoutMs: number): void {
   setTimeout(() => process.exit(0), timeoutMs).unref();
 }
 
-const handlers: { [K in MasterMessage['type']]: (message: Extract<MasterMessage, { type: K }>, handle: net.Socket | undefined) => void } = {
+const handlers: { [K in MasterMessage['type']]: (message: Extract<MasterMessage, { type: K }>, handle: net.Socket | object | undefined) => void } = {
   connection: (message, handle) => onConnection(message.id, message.bytes, message.info, handle),
   drain: (message) => onDrain(message.timeoutMs),
   'reload-tls': () => tlsFront?.reload(),
@@ -183,10 +195,10 @@ async function main(): Promise<void> {
   if (config.tls) tlsFront = createTlsFront(server, config.tls, { handshakeTimeoutMs: config.limits.peekTimeoutMs }, log);
   process.on('message', (message: unknown, handle: unknown) => {
     if (!isMasterMessage(message)) return;
-    const handler = handlers[message.type] as ((m: MasterMessage, h: net.Socket | undefined) => void) | undefined;
+    const handler = handlers[message.type] as ((m: MasterMessage, h: net.Socket | object | undefined) => void) | undefined;
     // A message type this runtime does not know (a newer master during a rolling
     // upgrade) is ignored rather than crashing the worker.
-    if (handler) handler(message, handle as net.Socket | undefined);
+    if (handler) handler(message, handle as net.Socket | object | undefined);
   });
   process.on('SIGTERM', () => onDrain(config.workers.drainTimeoutMs));
   // SIGINT reaches the whole process group on Ctrl-C; the master decides when workers stop.

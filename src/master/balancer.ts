@@ -17,6 +17,7 @@ import { hashKey } from '../ring/farmhash.js';
 import { readStickyCookie, type StickyVerdict } from '../key/sticky-cookie.js';
 import { reuseMode } from '../key/reuse.js';
 import { LogLimiter } from './log-limiter.js';
+import { RAW_HANDLES_SUPPORTED, rawConn, socketConn, type ClientConn } from './client-conn.js';
 import { stopReading } from './stop-reading.js';
 
 /**
@@ -44,7 +45,7 @@ const NO_WORKER_RETRY_MS = 25;
 
 /** A connection handed to a worker and not yet acknowledged. */
 interface PendingHandoff {
-  readonly socket: Socket;
+  readonly conn: ClientConn;
   readonly bytes: Buffer;
   readonly info: ConnectionInfo;
   readonly keyHash: number;
@@ -61,7 +62,7 @@ interface PendingHandoff {
 
 /** Where the master is with one connection it is still reading. */
 interface Peek {
-  readonly socket: Socket;
+  readonly conn: ClientConn;
   readonly peer: string;
   readonly peerTrusted: boolean;
   readonly acceptedAt: bigint;
@@ -112,9 +113,12 @@ export class Balancer {
     this.proxyOptions = { maxBytes: config.limits.peekBytes };
     this.headMatters = config.key.order.some((source) => source === 'cookie' || source === 'forwarded') || config.stickyCookie !== undefined;
     this.inspector = config.inspect ? compileInspector(config.inspect) : null;
-    // pauseOnConnect: not one byte is read before we attach our listener and
-    // decide to resume, so nothing can be read into a void.
-    this.server = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => this.onConnection(socket));
+    // Where raw handles can be read (Node 20), listen() takes accept over and the
+    // master never builds a net.Socket for a connection it only peeks at. Else
+    // net.Server's sockets, with pauseOnConnect: not one byte is read before we
+    // attach our listener and decide to resume, so nothing can be read into a void.
+    // No noDelay here: the worker's http server sets TCP_NODELAY on the same descriptor.
+    this.server = net.createServer({ pauseOnConnect: true }, (socket) => this.onConnection(socketConn(socket)));
     this.server.on('error', (error) => this.log.error({ err: error.message }, 'listener error'));
     if (reuseMode(config.key) !== 'close') this.poolViewTimer = setInterval(() => this.checkPoolView(), POOL_VIEW_CHECK_MS).unref();
   }
@@ -126,6 +130,15 @@ export class Balancer {
       this.server.once('error', onError);
       this.server.listen({ host: this.config.listen.host, port: this.config.listen.port, backlog: 4096 }, () => {
         this.server.removeListener('error', onError);
+        const handle = (this.server as net.Server & { _handle?: { onconnection?: unknown } | null })._handle;
+        if (RAW_HANDLES_SUPPORTED && handle && typeof handle.onconnection === 'function') {
+          // What Node's cluster round-robin does: take the raw client handles
+          // from accept (net.Server would wrap each in a net.Socket first).
+          handle.onconnection = (error: number, clientHandle: unknown) => {
+            if (error) this.onAcceptError(error);
+            else this.onConnection(rawConn(clientHandle));
+          };
+        }
         resolve(this.server.address() as AddressInfo);
       });
     });
@@ -147,27 +160,32 @@ export class Balancer {
     return this.held;
   }
 
-  private onConnection(socket: Socket): void {
+  /** accept(2) failed (EMFILE, ENFILE, ...): the listener goes on; logged at a bounded rate. */
+  private onAcceptError(error: number): void {
+    this.metrics.refused.inc({ reason: 'ERR_ACCEPT' });
+    const suppressed = this.logLimiter.admit('ERR_ACCEPT');
+    if (suppressed >= 0) this.log.error({ errno: error, suppressed }, 'accept failed');
+  }
+
+  private onConnection(conn: ClientConn): void {
     const acceptedAt = process.hrtime.bigint();
-    // A client can reset at any moment; an unhandled 'error' would crash the master.
-    socket.on('error', ignoreError);
-    const peer = canonicalIp(socket.remoteAddress ?? '') ?? '';
+    const peer = canonicalIp(conn.peer) ?? '';
     const max = this.config.limits.maxConnections;
     if (max !== undefined && this.held + this.pool.activeConnections() >= max) {
-      this.refuse(socket, peer, 'ERR_MAX_CONNECTIONS');
+      this.refuse(conn, peer, 'ERR_MAX_CONNECTIONS');
       return;
     }
     const peerTrusted = peer !== '' && this.trusted.contains(peer);
     const mode = this.config.proxyProtocol.mode;
     if (mode === 'required' && !peerTrusted) {
       // No header this peer could send would be honoured: close before reading a byte.
-      this.refuse(socket, peer, 'ERR_PROXY_UNTRUSTED');
+      this.refuse(conn, peer, 'ERR_PROXY_UNTRUSTED');
       return;
     }
     this.held++;
     this.metrics.peeking.inc();
     const peek: Peek = {
-      socket,
+      conn,
       peer,
       peerTrusted,
       acceptedAt,
@@ -180,9 +198,7 @@ export class Balancer {
       onData: (chunk) => this.onData(peek, chunk),
     };
     peek.timer = setTimeout(() => this.onPeekTimeout(peek), this.config.limits.peekTimeoutMs);
-    socket.on('data', peek.onData);
-    socket.once('close', () => this.onPeekClose(peek));
-    socket.resume();
+    conn.read(peek.onData, () => this.onPeekClose(peek));
     // A key that does not depend on any byte (e.g. order ["remote"] with PROXY off) is known now.
     if (peek.phase === 'head' && !this.headMatters && !this.config.inspect) this.decide(peek, null);
   }
@@ -262,16 +278,16 @@ export class Balancer {
 
   private refusePeek(peek: Peek, code: ErrorCode): void {
     if (!this.endPeek(peek)) return;
-    stopReading(peek.socket, peek.onData);
-    this.refuse(peek.socket, peek.peer, code);
+    peek.conn.stopReading();
+    this.refuse(peek.conn, peek.peer, code);
   }
 
   /** Closes a connection without writing a byte; logged (rate-limited) and counted. */
-  private refuse(socket: Socket, peer: string, code: ErrorCode): void {
+  private refuse(conn: ClientConn, peer: string, code: ErrorCode): void {
     this.metrics.refused.inc({ reason: code });
     const suppressed = this.logLimiter.admit(code);
     if (suppressed >= 0) this.log.warn({ client: peer, reason: code, suppressed }, 'connection refused');
-    socket.destroy();
+    conn.close();
   }
 
   private decide(peek: Peek, head: RequestHead | null): void {
@@ -286,7 +302,7 @@ export class Balancer {
       }
     }
     // Same synchronous callback as the decision: stop reading before anything else.
-    stopReading(peek.socket, peek.onData);
+    peek.conn.stopReading();
     const proxySource = peek.proxy?.command === 'PROXY' ? (peek.proxy.source?.address ?? null) : null;
     let clientKey;
     try {
@@ -311,7 +327,7 @@ export class Balancer {
     peek.buffered = null;
     this.held++;
     this.route(
-      { socket: peek.socket, bytes, info, keyHash, acceptedAt: peek.acceptedAt, peer: proxySource ?? peek.peer, proc: null as never, tried: [], ...(pinned === -1 ? {} : { pinned }) },
+      { conn: peek.conn, bytes, info, keyHash, acceptedAt: peek.acceptedAt, peer: proxySource ?? peek.peer, proc: null as never, tried: [], ...(pinned === -1 ? {} : { pinned }) },
       null,
       Date.now(),
     );
@@ -322,8 +338,8 @@ export class Balancer {
    * Logged (rate-limited per rule) with the real client address, counted exactly.
    */
   private refuseRequest(peek: Peek, head: RequestHead, refusal: Refusal): void {
-    const socket = peek.socket;
-    socket.removeListener('data', peek.onData);
+    const socket = peek.conn.toSocket();
+    socket.on('error', ignoreError);
     socket.on('data', dropBytes);
     peek.buffered = null;
     this.metrics.rejectedRequests.inc({ rule: refusal.rule, where: 'master' });
@@ -347,7 +363,7 @@ export class Balancer {
 
   /** Sends a held connection to the best eligible worker; waits briefly if none is ready. */
   private route(handoff: PendingHandoff, fallbackReason: string | null, firstTry: number): void {
-    if (handoff.socket.destroyed) {
+    if (handoff.conn.closed) {
       this.held--;
       return;
     }
@@ -364,7 +380,7 @@ export class Balancer {
     if (slot === -1) {
       if (Date.now() - firstTry >= this.config.limits.peekTimeoutMs) {
         this.held--;
-        this.refuse(handoff.socket, handoff.peer, 'ERR_NO_WORKER');
+        this.refuse(handoff.conn, handoff.peer, 'ERR_NO_WORKER');
         return;
       }
       // Every slot it was sent to is gone: a respawned worker in one of them may take it.
@@ -379,7 +395,7 @@ export class Balancer {
     pending.tried.push(slot);
     this.pending.set(id, pending);
     if (fallbackReason !== null) this.metrics.fallbacks.inc({ reason: fallbackReason });
-    this.pool.send(proc, { type: 'connection', id, bytes: handoff.bytes, info }, handoff.socket, (error) => {
+    this.pool.send(proc, { type: 'connection', id, bytes: handoff.bytes, info }, handoff.conn.sendable, (error) => {
       if (error) this.reroute(id, 'send-failed');
     });
   }
@@ -399,7 +415,7 @@ export class Balancer {
     this.pending.delete(id);
     this.held--;
     // Closing our duplicate of the descriptor; the worker holds its own.
-    pending.socket.destroy();
+    pending.conn.close();
     this.metrics.handoffs.inc({ worker: String(proc.slot), key_source: pending.info.keySource });
     if (pending.handedBackBy !== undefined && pending.handedBackBy !== proc.slot) this.metrics.reroutedRequests.inc();
     this.metrics.handoffSeconds.observe(Number(process.hrtime.bigint() - pending.acceptedAt) / 1e9);
@@ -425,13 +441,14 @@ export class Balancer {
     // calls read(0)); the 'message' event comes on the next tick, before any
     // I/O, so nothing has been read yet. Stop now, as for a new connection.
     stopReading(socket, ignoreError);
+    const conn = socketConn(socket);
     this.metrics.handbacks.inc();
     const info: ConnectionInfo = { ...message.info, key: message.key, keySource: message.keySource, worker: -1 };
     const pinned = message.stickySlot;
     this.held++;
     this.route(
       {
-        socket,
+        conn,
         bytes: Buffer.isBuffer(message.bytes) ? message.bytes : Buffer.from(message.bytes),
         info,
         keyHash: hashKey(message.key),

@@ -249,7 +249,7 @@ export class WorkerPool {
   }
 
   /** Sends a message (and a socket) to a worker; `done` gets the send error, if any. */
-  send(proc: WorkerProc, message: MasterMessage, socket: Socket | undefined, done: (error: Error | null) => void): void {
+  send(proc: WorkerProc, message: MasterMessage, socket: object | undefined, done: (error: Error | null) => void): void {
     if (proc.gone || !proc.worker.isConnected()) {
       done(new Error('worker channel closed'));
       return;
