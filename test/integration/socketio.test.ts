@@ -57,8 +57,14 @@ function countBy(values: readonly number[]): Record<string, number> {
   return counts;
 }
 
+/**
+ * engine.io errors that mean a request reached the wrong worker: a bad request,
+ * or a session id this worker never opened. A poll for a session this worker
+ * opened and already closed is the client's own race (socket.io-client's last
+ * poll crossing its close packet) and happens without any balancer.
+ */
 function engineErrors(balancer: RunningBalancer): Array<Record<string, unknown>> {
-  return balancer.logs.filter((line) => line.msg === 'engine.io connection error');
+  return balancer.logs.filter((line) => line.msg === 'engine.io connection error' && !(line.openedHere === true && line.closedHere === true));
 }
 
 async function metric(balancer: RunningBalancer, name: string): Promise<number> {
@@ -90,7 +96,7 @@ if (missing !== null) {
       t.same(outcome.errors, [], `${address}: no transport error`);
       t.same([...outcome.pids], [pidOf.get(preference(address, 2)[0] as number)], `${address}: one worker, its key's`);
     }
-    t.same(engineErrors(balancer), [], 'no "Session ID unknown" or bad request on the server');
+    t.same(engineErrors(balancer), [], 'no request reached a worker that never held its session (no misrouted "Session ID unknown", no bad request)');
     t.ok((await metric(balancer, 'sticky_handbacks_total')) > 0, 'nginx interleaved clients on its connections; they were handed back');
   });
 
@@ -119,7 +125,7 @@ if (missing !== null) {
       t.same(outcome.errors, [], `client ${i}: no transport error`);
       t.equal(outcome.pids.size, 1, `client ${i}: one worker`);
     }
-    t.same(engineErrors(balancer), [], 'no "Session ID unknown" or bad request on the server');
+    t.same(engineErrors(balancer), [], 'no request reached a worker that never held its session (no misrouted "Session ID unknown", no bad request)');
     // Not asserted (it depends on which pooled connection each handshake takes), only shown:
     t.comment(`sessions per worker pid: ${JSON.stringify(countBy(outcomes.map((outcome) => [...outcome.pids][0] ?? 0)))}`);
   });
