@@ -14,6 +14,7 @@ import { hashKey } from '../src/ring/farmhash.js';
 import { pickSlot } from '../src/ring/rendezvous.js';
 import type { RequestHook } from './request-hooks.js';
 import { workerRegistry } from './worker-metrics.js';
+import { bytesToWire, infoToWire } from '../src/pool/wire.js';
 
 /**
  * key.reuse in the worker runtime (issue 8): requests on a reused connection
@@ -556,8 +557,8 @@ class ReusedConnection {
     const message: WorkerMessage = {
       type: 'handback',
       id: 0,
-      bytes: this.pending,
-      info: this.info,
+      bytes: bytesToWire(this.pending),
+      info: infoToWire(this.info),
       key: to.key.key,
       keySource: to.key.source,
       ...(to.stickySlot === -1 ? {} : { stickySlot: to.stickySlot }),

@@ -4,6 +4,7 @@ import pino from 'pino';
 import type { ResolvedConfig } from '../src/config/load.js';
 import { CONNECTION_INFO, type ConnectionInfo } from '../src/connection-info.js';
 import { isMasterMessage, type MasterMessage, type WorkerMessage } from '../src/pool/messages.js';
+import { bytesFromWire, infoFromWire } from '../src/pool/wire.js';
 import { loadApp } from './load-app.js';
 import { edgeHooks } from './inspect.js';
 import { installRequestHooks, type RequestHook } from './request-hooks.js';
@@ -162,7 +163,7 @@ function onDrain(timeoutMs: number): void {
 }
 
 const handlers: { [K in MasterMessage['type']]: (message: Extract<MasterMessage, { type: K }>, handle: net.Socket | object | undefined) => void } = {
-  connection: (message, handle) => onConnection(message.id, message.bytes, message.info, handle),
+  connection: (message, handle) => onConnection(message.id, bytesFromWire(message.bytes), infoFromWire(message.info), handle),
   drain: (message) => onDrain(message.timeoutMs),
   'reload-tls': () => tlsFront?.reload(),
   'pool-view': (message) => setPoolView(message.slotCount, message.ready),

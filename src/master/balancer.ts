@@ -11,6 +11,7 @@ import { refusalBytes } from '../inspect/response.js';
 import { compileInspector, type Inspector, type Refusal } from '../inspect/rules.js';
 import type { WorkerPool, WorkerProc } from '../pool/pool.js';
 import type { WorkerMessage } from '../pool/messages.js';
+import { bytesFromWire, bytesToWire, infoFromWire, infoToWire } from '../pool/wire.js';
 import { parseRequestHead, type RequestHead } from '../protocol/http1.js';
 import { parseProxyHeader, type ProxyEndpoint, type ProxyHeader } from '../protocol/proxy.js';
 import { hashKey } from '../ring/farmhash.js';
@@ -395,7 +396,7 @@ export class Balancer {
     pending.tried.push(slot);
     this.pending.set(id, pending);
     if (fallbackReason !== null) this.metrics.fallbacks.inc({ reason: fallbackReason });
-    this.pool.send(proc, { type: 'connection', id, bytes: handoff.bytes, info }, handoff.conn.sendable, (error) => {
+    this.pool.send(proc, { type: 'connection', id, bytes: bytesToWire(handoff.bytes), info: infoToWire(info) }, handoff.conn.sendable, (error) => {
       if (error) this.reroute(id, 'send-failed');
     });
   }
@@ -443,13 +444,13 @@ export class Balancer {
     stopReading(socket, ignoreError);
     const conn = socketConn(socket);
     this.metrics.handbacks.inc();
-    const info: ConnectionInfo = { ...message.info, key: message.key, keySource: message.keySource, worker: -1 };
+    const info: ConnectionInfo = { ...infoFromWire(message.info), key: message.key, keySource: message.keySource, worker: -1 };
     const pinned = message.stickySlot;
     this.held++;
     this.route(
       {
         conn,
-        bytes: Buffer.isBuffer(message.bytes) ? message.bytes : Buffer.from(message.bytes),
+        bytes: bytesFromWire(message.bytes),
         info,
         keyHash: hashKey(message.key),
         acceptedAt: process.hrtime.bigint(),

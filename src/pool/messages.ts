@@ -1,15 +1,16 @@
 import type { ConnectionInfo } from '../connection-info.js';
+import type { WireBytes, WireConnectionInfo } from './wire.js';
 
 /**
  * The IPC protocol between the master and its workers: one discriminated union
- * per direction, on the `type` field. Sent with `serialization: 'advanced'` so
- * Buffers stay Buffers.
+ * per direction, on the `type` field. JSON on the channel; bytes travel as
+ * latin1 strings (src/pool/wire.ts says why and how).
  */
 
 /** Master → worker. */
 export type MasterMessage =
   /** A client connection (the socket handle rides along) plus every byte the master read. */
-  | { readonly type: 'connection'; readonly id: number; readonly bytes: Buffer; readonly info: ConnectionInfo }
+  | { readonly type: 'connection'; readonly id: number; readonly bytes: WireBytes; readonly info: WireConnectionInfo }
   /** Stop taking connections, finish the open ones within `timeoutMs`, then exit. */
   | { readonly type: 'drain'; readonly timeoutMs: number }
   /** Re-read TLS material and swap the secure context (SIGHUP). */
@@ -41,8 +42,8 @@ export type WorkerMessage =
   | {
       readonly type: 'handback';
       readonly id: number;
-      readonly bytes: Buffer;
-      readonly info: ConnectionInfo;
+      readonly bytes: WireBytes;
+      readonly info: WireConnectionInfo;
       readonly key: string;
       readonly keySource: ConnectionInfo['keySource'];
       /** The slot a valid sticky cookie on the next request names, if any (the master sends it there while it is ready). */

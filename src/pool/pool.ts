@@ -101,7 +101,8 @@ export class WorkerPool {
     private readonly hooks: PoolHooks,
   ) {
     this.config = config;
-    cluster.setupPrimary({ exec: runtimePath, serialization: 'advanced', args: [] });
+    // JSON, Node's default, written out: bytes go as latin1 strings (see wire.ts for why not 'advanced').
+    cluster.setupPrimary({ exec: runtimePath, serialization: 'json', args: [] });
   }
 
   /** Number of slots routing considers. */
