@@ -9,7 +9,7 @@ import { readStickyCookie, type StickyCookieRules } from '../src/key/sticky-cook
 import { stopReading } from '../src/master/stop-reading.js';
 import type { WorkerMessage } from '../src/pool/messages.js';
 import { parseRequestHead, type RequestHead } from '../src/protocol/http1.js';
-import { newChunkedState, requestFraming, scanChunked, type ChunkedState } from '../src/protocol/http1-framing.js';
+import { firstRequestCloses, newChunkedState, requestFraming, scanChunked, type ChunkedState } from '../src/protocol/http1-framing.js';
 import { hashKey } from '../src/ring/farmhash.js';
 import { pickSlot } from '../src/ring/rendezvous.js';
 import type { RequestHook } from './request-hooks.js';
@@ -589,7 +589,8 @@ function ignore(): void {
 export function handbackConnectionHook(ctx: ReuseContext): (socket: net.Socket, bytes: Buffer, info: ConnectionInfo) => boolean {
   const sticky = ctx.stickyCookie !== undefined;
   return (socket, bytes, info) => {
-    if (!mayCarryOtherClients(info, ctx.rules.order, sticky)) return false;
+    // A first request that closes the connection leaves no later request to look at.
+    if (!mayCarryOtherClients(info, ctx.rules.order, sticky) || firstRequestCloses(bytes)) return false;
     new ReusedConnection(socket, info, ctx).start(bytes);
     return true;
   };

@@ -244,3 +244,30 @@ export function scanChunked(state: ChunkedState, buf: Buffer, offset: number): C
   }
   return MORE;
 }
+
+/**
+ * Whether the first request in `buf` is the connection's last one by its own
+ * head (RFC 9112 9.3 and 9.6): HTTP/1.1 with a `close` connection option, or
+ * HTTP/1.0 without `keep-alive`. Such a connection cannot carry another request,
+ * so key.reuse has nothing to look at on it. False when the head is not complete
+ * in `buf` (then nobody can tell yet).
+ */
+export function firstRequestCloses(buf: Buffer): boolean {
+  const end = buf.indexOf('\r\n\r\n');
+  if (end === -1) return false;
+  const head = buf.toString('latin1', 0, end);
+  const lineEnd = head.indexOf('\r\n');
+  const requestLine = lineEnd === -1 ? head : head.slice(0, lineEnd);
+  let closes = requestLine.endsWith(' HTTP/1.0');
+  if (lineEnd === -1) return closes;
+  for (const line of head.slice(lineEnd + 2).split('\r\n')) {
+    const colon = line.indexOf(':');
+    if (colon !== 10 || line.slice(0, 10).toLowerCase() !== 'connection') continue;
+    for (const option of line.slice(colon + 1).split(',')) {
+      const token = option.trim().toLowerCase();
+      if (token === 'close') return true;
+      if (token === 'keep-alive') closes = false;
+    }
+  }
+  return closes;
+}

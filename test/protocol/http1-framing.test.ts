@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import t from 'tap';
 import type { ErrorCode } from '../../src/errors.js';
 import { parseRequestHead } from '../../src/protocol/http1.js';
-import { newChunkedState, requestFraming, scanChunked, type ChunkedScan, type RequestFraming } from '../../src/protocol/http1-framing.js';
+import { type ChunkedScan, firstRequestCloses, newChunkedState, type RequestFraming, requestFraming, scanChunked } from '../../src/protocol/http1-framing.js';
 
 function framing(head: string): RequestFraming {
   const buf = Buffer.from(head, 'latin1');
@@ -110,4 +110,21 @@ t.test('property: random bytes never throw and never claim more than given', asy
     }),
   );
   t.pass('holds');
+});
+
+t.test('firstRequestCloses: the first request ends the connection by its own head', async (t) => {
+  const cases: Array<{ name: string; head: string; closes: boolean }> = [
+    { name: '1.1 default keep-alive', head: 'GET / HTTP/1.1\r\nhost: x\r\n\r\n', closes: false },
+    { name: '1.1 Connection: close', head: 'GET / HTTP/1.1\r\nhost: x\r\nConnection: close\r\n\r\n', closes: true },
+    { name: '1.1 close among options', head: 'GET / HTTP/1.1\r\nconnection: upgrade, Close\r\n\r\n', closes: true },
+    { name: '1.1 keep-alive', head: 'GET / HTTP/1.1\r\nconnection: keep-alive\r\n\r\n', closes: false },
+    { name: '1.0 default close', head: 'GET / HTTP/1.0\r\nhost: x\r\n\r\n', closes: true },
+    { name: '1.0 keep-alive', head: 'GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n', closes: false },
+    { name: '1.0 no headers', head: 'GET / HTTP/1.0\r\n\r\n', closes: true },
+    { name: 'a header named like it', head: 'GET / HTTP/1.1\r\nx-connection: close\r\nconnectionx: close\r\n\r\n', closes: false },
+    { name: 'close in a value of another header', head: 'GET /close HTTP/1.1\r\nx-note: connection: close\r\n\r\n', closes: false },
+    { name: 'incomplete head', head: 'GET / HTTP/1.1\r\nconnection: close\r\n', closes: false },
+  ];
+  for (const c of cases) t.equal(firstRequestCloses(Buffer.from(c.head, 'latin1')), c.closes, c.name);
+  t.equal(firstRequestCloses(Buffer.from('GET / HTTP/1.0\r\n\r\nGET /next HTTP/1.1\r\n\r\n')), true, 'only the first request counts');
 });
