@@ -23,10 +23,10 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import { join } from 'node:path';
 import { CONTENDERS, REPO, get, has, type Running } from './apps/contenders.js';
+import { getText } from './lib/master.js';
 
 const LUA = join(REPO, 'bench', 'apps', 'xff.lua');
 
@@ -142,16 +142,7 @@ async function measureSpread(port: number): Promise<Spread> {
 
 /** Hand-offs by worker slot from our admin metrics (sticky_handoffs_total), and by key source. */
 async function handoffCounts(adminPort: number): Promise<{ byWorker: Map<string, number>; bySource: Map<string, number> }> {
-  const text = await new Promise<string>((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port: adminPort, path: '/metrics', agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => resolve(body));
-    });
-    req.setTimeout(10_000, () => req.destroy(new Error('admin timeout')));
-    req.on('error', reject);
-  });
+  const text = await getText(adminPort, '/metrics');
   const byWorker = new Map<string, number>();
   const bySource = new Map<string, number>();
   for (const line of text.split('\n')) {

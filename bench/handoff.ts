@@ -12,8 +12,8 @@
  *   npm run build && node dist/bench/handoff.js [connections per contender, default 3000]
  */
 import net from 'node:net';
-import http from 'node:http';
 import { CONTENDERS, type Running } from './apps/contenders.js';
+import { getText } from './lib/master.js';
 
 const TOTAL = Math.max(100, Number(process.argv[2] ?? 3000) | 0);
 const BLOCK = 100;
@@ -41,21 +41,9 @@ function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
 }
 
-function adminText(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path: '/metrics', agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => resolve(body));
-    });
-    req.setTimeout(10_000, () => req.destroy(new Error('admin timeout')));
-    req.on('error', reject);
-  });
-}
 
 async function handoffHistogram(port: number): Promise<{ sum: number; count: number }> {
-  const text = await adminText(port);
+  const text = await getText(port, '/metrics');
   const sum = Number(/^sticky_handoff_seconds_sum (\S+)$/m.exec(text)?.[1] ?? Number.NaN);
   const count = Number(/^sticky_handoff_seconds_count (\S+)$/m.exec(text)?.[1] ?? Number.NaN);
   return { sum, count };
