@@ -12,12 +12,12 @@
  * machine noise spreads over all of them; the table shows medians. Every run
  * is bounded: wrk runs for --duration and is killed 15 s past it.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { median, startMaster } from './lib/master.js';
+import { startNginx } from './lib/nginx.js';
 
 type Mode = 'handback' | 'close' | 'off';
 
@@ -46,70 +46,6 @@ request = function()
   return wrk.format("GET", "/", { ["X-Forwarded-For"] = "10.3." .. math.floor(n / 250) .. "." .. (n % 250 + 1) })
 end
 `;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** nginx with upstream keep-alive to `upstreamPort` (same setup as test/helpers/nginx.ts). */
-async function startNginx(upstreamPort: number): Promise<{ port: number; stop: () => Promise<void> }> {
-  const dir = mkdtempSync(join(tmpdir(), 'sticky-bench-nginx-'));
-  for (const sub of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(dir, sub));
-  const port = await freePort();
-  writeFileSync(
-    join(dir, 'nginx.conf'),
-    `worker_processes 1;
-error_log ${dir}/error.log warn;
-pid ${dir}/nginx.pid;
-${process.getuid?.() === 0 ? 'user root root;' : ''}
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fastcgi; uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
-  upstream balancer { server 127.0.0.1:${upstreamPort}; keepalive 32; }
-  server {
-    listen 127.0.0.1:${port};
-    location / {
-      proxy_pass http://balancer;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-    }
-  }
-}
-`,
-  );
-  const proc: ChildProcess = spawn('nginx', ['-c', join(dir, 'nginx.conf'), '-p', dir, '-g', 'daemon off;'], { stdio: 'ignore' });
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-  for (let i = 0; i < 200; i++) {
-    if (await canConnect(port)) break;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  return {
-    port,
-    stop: async () => {
-      proc.kill('SIGQUIT');
-      await exited;
-    },
-  };
-}
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ port, host: '127.0.0.1' }, () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
 
 interface WrkResult {
   rps: number;
@@ -140,7 +76,7 @@ function wrk(port: number, scriptPath: string, options: Options, durationS: numb
 async function measure(mode: Mode, scriptPath: string, options: Options): Promise<WrkResult> {
   const master = await startMaster({ key: { reuse: mode, forwardedTrustedHops: 2 } });
   try {
-    const nginx = await startNginx(master.port);
+    const nginx = await startNginx(master.port, { keepalive: 32, workerConnections: 4096, location: 'proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;' });
     try {
       await wrk(nginx.port, scriptPath, options, 1); // warm-up
       return await wrk(nginx.port, scriptPath, options, options.durationS);

@@ -210,17 +210,8 @@ export async function pollUntil<T>(check: () => T | undefined | Promise<T | unde
   }
 }
 
-/** A loopback port that was free a moment ago (for peers such as HAProxy that need a fixed port). */
-export function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolvePort(port));
-    });
-  });
-}
+/** A loopback port that was free a moment ago (shared with the benches' nginx launcher). */
+export { freePort } from '../../bench/lib/nginx.js';
 
 /** Opens a raw TCP connection from a chosen local address (127.0.0.0/8 has many). */
 export function connectFrom(port: number, localAddress: string): Promise<net.Socket> {
