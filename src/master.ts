@@ -35,7 +35,7 @@ async function main(): Promise<void> {
   pool.scaleTo(config.workerCount);
   await pool.whenAllReady();
   const address = await balancer.listen();
-  log.info({ address: address.address, port: address.port, workers: pool.readyCount() }, 'listening');
+  log.info({ address: address.address, port: address.port, workers: pool.readyCount(), handoff: pool.handoffMode }, 'listening');
 
   /** Scales the pool; resolves true once every slot is ready (false when stopping). */
   const scale = async (count: number): Promise<boolean> => {

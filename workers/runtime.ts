@@ -13,6 +13,7 @@ import { createTlsFront, type TlsFront } from './tls.js';
 import { reuseMode } from '../src/key/reuse.js';
 import { reuseHooks, setPoolView } from './reuse.js';
 import { stickyCookieHook } from './sticky-cookie.js';
+import { openFdChannel } from './fd-channel.js';
 
 /**
  * The worker runtime: started by the master through node:cluster. It loads the
@@ -103,8 +104,7 @@ if (reuseModeInEffect !== 'off' || config.key.reuse === 'off') {
   if (reuse.request) requestHooks.push(reuse.request);
 }
 
-function onConnection(id: number, bytes: Buffer, info: ConnectionInfo, handle: net.Socket | object | undefined): void {
-  send({ type: 'ack', id });
+function onConnection(bytes: Buffer, info: ConnectionInfo, handle: net.Socket | object | undefined): void {
   received++;
   connectionsReceived.inc();
   // The client can be gone while the handle was in flight: nothing to serve.
@@ -163,7 +163,10 @@ function onDrain(timeoutMs: number): void {
 }
 
 const handlers: { [K in MasterMessage['type']]: (message: Extract<MasterMessage, { type: K }>, handle: net.Socket | object | undefined) => void } = {
-  connection: (message, handle) => onConnection(message.id, bytesFromWire(message.bytes), infoFromWire(message.info), handle),
+  connection: (message, handle) => {
+    send({ type: 'ack', id: message.id });
+    onConnection(bytesFromWire(message.bytes), infoFromWire(message.info), handle);
+  },
   drain: (message) => onDrain(message.timeoutMs),
   'reload-tls': () => tlsFront?.reload(),
   'pool-view': (message) => setPoolView(message.slotCount, message.ready),
@@ -201,10 +204,12 @@ async function main(): Promise<void> {
     // upgrade) is ignored rather than crashing the worker.
     if (handler) handler(message, handle as net.Socket | object | undefined);
   });
+  // Connections in batches on the fd channel (acknowledged there), when the master made one.
+  const fdChannel = openFdChannel(process.env.STICKY_FD_CHANNEL, (entry, handle) => onConnection(entry.bytes, entry.info, handle), log);
   process.on('SIGTERM', () => onDrain(config.workers.drainTimeoutMs));
   // SIGINT reaches the whole process group on Ctrl-C; the master decides when workers stop.
   process.on('SIGINT', () => {});
-  send({ type: 'ready' });
+  send({ type: 'ready', fdChannel });
 }
 
 main().catch((error: unknown) => {

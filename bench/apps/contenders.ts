@@ -172,12 +172,13 @@ function nodeLauncher(name: string, setup: string, script: string): Contender {
  * about half of their requests; "off" keys the connection by its first request
  * only, and after the hand-off the master is out of the data path.
  */
-function oursContender(name: string, reuse: 'off' | null): Contender {
+function oursContender(name: string, reuse: 'off' | null, handoff: 'auto' | 'ipc' = 'auto'): Contender {
   return {
     name,
     setup:
       'dist/master.js, 2 workers, key.order ["forwarded","remote"], proxyProtocol off, admin on, ' +
-      (reuse === null ? 'key.reuse unset (default "handback": every request sticky)' : `key.reuse "${reuse}" (the connection's first request decides)`),
+      (reuse === null ? 'key.reuse unset (default "handback": every request sticky)' : `key.reuse "${reuse}" (the connection's first request decides)`) +
+      (handoff === 'ipc' ? ', workers.handoff "ipc" (Node\'s IPC channel, one handle per message)' : ''),
     unavailable: null,
     async start(workdir) {
       const port = await freePort();
@@ -187,7 +188,7 @@ function oursContender(name: string, reuse: 'off' | null): Contender {
         config,
         JSON.stringify({
           listen: { host: '127.0.0.1', port },
-          workers: { count: 2, app: join(APPS, 'app.js') },
+          workers: { count: 2, app: join(APPS, 'app.js'), handoff },
           key: { order: ['forwarded', 'remote'], forwardedTrustedHops: 1, ...(reuse === null ? {} : { reuse }) },
           proxyProtocol: { mode: 'off', trustedFrom: ['127.0.0.0/8', '::1/128'] },
           admin: { host: '127.0.0.1', port: adminPort },
@@ -326,6 +327,7 @@ const nginx: Contender = {
 export const CONTENDERS: readonly Contender[] = [
   oursContender('ours', null),
   oursContender('ours-reuse-off', 'off'),
+  oursContender('ours-ipc', null, 'ipc'),
   nodeLauncher('cluster-rr', 'node:cluster, SCHED_RR, 2 workers', 'cluster-rr.js'),
   nodeLauncher('sticky-session', 'sticky-session 1.1.2, 2 workers (hashes the TCP peer)', 'sticky-session.js'),
   nodeLauncher('socketio-sticky', '@socket.io/sticky 2.0.1, least-connection (its default), 2 workers', 'socketio-sticky.js'),

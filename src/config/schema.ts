@@ -24,6 +24,12 @@ const workers = z.strictObject({
   app: z.string().min(1).default('./dist/workers/demo-app.js'),
   /** How long a stopping worker may keep serving its connections. */
   drainTimeoutMs: positiveInt.default(10_000),
+  /**
+   * How connections reach the workers: "auto" passes descriptors in batches
+   * over a socket pair per worker (native/fdpass.c) where the addon is built,
+   * else Node's IPC channel; "ipc" always uses Node's IPC channel.
+   */
+  handoff: z.enum(['auto', 'ipc']).default('auto'),
 });
 
 const key = z.strictObject({
@@ -108,7 +114,7 @@ const tls = z.strictObject({
 /** The whole config.json. */
 export const configSchema = z.strictObject({
   listen: listen.default({ host: '0.0.0.0', port: 8080 }),
-  workers: workers.default({ count: 2, app: './dist/workers/demo-app.js', drainTimeoutMs: 10_000 }),
+  workers: workers.default({ count: 2, app: './dist/workers/demo-app.js', drainTimeoutMs: 10_000, handoff: 'auto' }),
   key: key.default({ order: ['cookie', 'proxy', 'forwarded', 'remote'], cookie: 'sid', forwardedTrustedHops: 1 }),
   proxyProtocol: proxyProtocol.default({ mode: 'optional', trustedFrom: ['127.0.0.0/8', '::1/128'] }),
   limits: limits.default({ peekBytes: 16384, peekTimeoutMs: 5000, headersTimeoutMs: 60_000, requestTimeoutMs: 300_000 }),

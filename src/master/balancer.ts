@@ -11,7 +11,7 @@ import { refusalBytes } from '../inspect/response.js';
 import { compileInspector, type Inspector, type Refusal } from '../inspect/rules.js';
 import type { WorkerPool, WorkerProc } from '../pool/pool.js';
 import type { WorkerMessage } from '../pool/messages.js';
-import { bytesFromWire, bytesToWire, infoFromWire, infoToWire } from '../pool/wire.js';
+import { bytesFromWire, infoFromWire } from '../pool/wire.js';
 import { parseRequestHead, type RequestHead } from '../protocol/http1.js';
 import { parseProxyHeader, type ProxyEndpoint, type ProxyHeader } from '../protocol/proxy.js';
 import { hashKey } from '../ring/farmhash.js';
@@ -396,7 +396,7 @@ export class Balancer {
     pending.tried.push(slot);
     this.pending.set(id, pending);
     if (fallbackReason !== null) this.metrics.fallbacks.inc({ reason: fallbackReason });
-    this.pool.send(proc, { type: 'connection', id, bytes: bytesToWire(handoff.bytes), info: infoToWire(info) }, handoff.conn.sendable, (error) => {
+    this.pool.sendConnection(proc, id, handoff.bytes, info, handoff.conn.sendable, handoff.conn.fd, (error) => {
       if (error) this.reroute(id, 'send-failed');
     });
   }

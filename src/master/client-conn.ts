@@ -20,12 +20,16 @@ export interface ClientConn {
   readonly closed: boolean;
   /** What `worker.send` passes along: the handle or the socket. */
   readonly sendable: object;
+  /** The descriptor (for the fd channel), or -1 when unknown or closed. */
+  readonly fd: number;
   /** A net.Socket over the connection, for the rare write (an inspection refusal). */
   toSocket(): Socket;
 }
 
 /** The libuv TCP handle (node's tcp_wrap) as this module uses it. */
 interface TcpHandle {
+  /** The descriptor (libuv's, Unix only; -1 elsewhere). */
+  readonly fd?: number;
   onread: ((arrayBuffer: ArrayBuffer | undefined) => void) | null;
   readStart(): number;
   readStop(): number;
@@ -76,6 +80,10 @@ class RawConn implements ClientConn {
 
   get sendable(): object {
     return this.handle;
+  }
+
+  get fd(): number {
+    return this.closed ? -1 : (this.handle.fd ?? -1);
   }
 
   read(onChunk: (chunk: Buffer) => void, onEnd: () => void): void {
@@ -139,6 +147,11 @@ class SocketConn implements ClientConn {
 
   get sendable(): object {
     return this.socket;
+  }
+
+  get fd(): number {
+    const handle = (this.socket as Socket & { _handle?: { fd?: number } | null })._handle;
+    return this.socket.destroyed ? -1 : (handle?.fd ?? -1);
   }
 
   read(onChunk: (chunk: Buffer) => void, onEnd: () => void): void {

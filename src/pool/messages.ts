@@ -26,9 +26,9 @@ export type MasterMessage =
 
 /** Worker → master. */
 export type WorkerMessage =
-  /** The app is loaded; send connections. */
-  | { readonly type: 'ready' }
-  /** Connection `id` is now the worker's (the master may close its copy of the handle). */
+  /** The app is loaded; send connections (on the fd channel when `fdChannel` is true). */
+  | { readonly type: 'ready'; readonly fdChannel?: boolean }
+  /** Connection `id` is now the worker's (the master may close its copy of the handle). Connections on the fd channel are acknowledged there. */
   | { readonly type: 'ack'; readonly id: number }
   /**
    * The worker's count of open client connections changed. `received` is every

@@ -6,7 +6,11 @@ import type { ResolvedConfig } from '../config/load.js';
 import { MAX_SLOTS, pickSlot } from '../ring/rendezvous.js';
 import { HEALTHY_UPTIME_MS, respawnDelayMs } from './backoff.js';
 import { pickBounded } from './bounded-load.js';
+import type { ConnectionInfo } from '../connection-info.js';
+import { loadFdPass, type FdPassBinding } from './fd-channel.js';
+import { HandoffSender } from './handoff-batch.js';
 import { isWorkerMessage, type MasterMessage, type WorkerMessage } from './messages.js';
+import { infoToWire, bytesToWire } from './wire.js';
 import { canTransition, takesConnections, type SlotState } from './slot-state.js';
 
 /** A worker process living in a slot. */
@@ -23,6 +27,13 @@ export interface WorkerProc {
   received: number;
   /** The IPC channel is gone (disconnect or exit seen): nothing more can be sent. */
   gone: boolean;
+  /**
+   * The worker's fd channel (batched descriptor passing), or null: Node's IPC.
+   * Used once the worker's 'ready' says it holds the other end.
+   */
+  handoff: HandoffSender | null;
+  /** The worker said it reads its fd channel. */
+  fdChannelReady: boolean;
   readonly startedAt: number;
 }
 
@@ -92,6 +103,8 @@ export class WorkerPool {
   /** Scratch arrays for bounded-load placement (allocated once). */
   private readonly eligible = new Uint8Array(MAX_SLOTS);
   private readonly loads = new Float64Array(MAX_SLOTS);
+  /** The fd-passing addon, when built and not turned off (workers.handoff "ipc"). */
+  private readonly fdpass: FdPassBinding | null;
 
   constructor(
     config: ResolvedConfig,
@@ -101,6 +114,7 @@ export class WorkerPool {
     private readonly hooks: PoolHooks,
   ) {
     this.config = config;
+    this.fdpass = config.workers.handoff === 'auto' ? loadFdPass() : null;
     // JSON, Node's default, written out: bytes go as latin1 strings (see wire.ts for why not 'advanced').
     cluster.setupPrimary({ exec: runtimePath, serialization: 'json', args: [] });
   }
@@ -249,12 +263,41 @@ export class WorkerPool {
     this.settleReadyWaiters();
   }
 
+  /** How connections reach the workers forked from now on. */
+  get handoffMode(): 'fd-channel' | 'ipc' {
+    return this.fdpass === null ? 'ipc' : 'fd-channel';
+  }
+
+  /**
+   * Hands a client connection to a worker: on the worker's fd channel when it
+   * has one (batched with the others decided in this turn of the event loop),
+   * else on Node's IPC channel with the handle. `fd` is the connection's
+   * descriptor (-1 when unknown: IPC). The master keeps its copy until the
+   * worker's ack (PoolHooks.onAck); `done` gets an error when the connection
+   * did not reach the worker (re-route it).
+   */
+  sendConnection(proc: WorkerProc, id: number, bytes: Buffer, info: ConnectionInfo, handle: object, fd: number, done: (error: Error | null) => void): void {
+    const handoff = proc.handoff;
+    if (handoff !== null && proc.fdChannelReady && !proc.gone) {
+      proc.sent++;
+      const queued = handoff.enqueue(id, fd, bytes, info, (error) => {
+        if (error) proc.sent--;
+        done(error);
+      });
+      if (queued) return;
+      proc.sent--;
+    }
+    this.send(proc, { type: 'connection', id, bytes: bytesToWire(bytes), info: infoToWire(info) }, handle, done);
+  }
+
   /** Sends a message (and a socket) to a worker; `done` gets the send error, if any. */
   send(proc: WorkerProc, message: MasterMessage, socket: object | undefined, done: (error: Error | null) => void): void {
     if (proc.gone || !proc.worker.isConnected()) {
       done(new Error('worker channel closed'));
       return;
     }
+    // Connections batched for the fd channel go first (e.g. before a 'drain').
+    proc.handoff?.flush();
     const isConnection = message.type === 'connection';
     if (isConnection) proc.sent++;
     try {
@@ -343,10 +386,23 @@ export class WorkerPool {
 
   /** Forks a worker into `slot`. With `replacing`, the old one serves until the new one is ready. */
   private fork(slot: number, replacing?: WorkerProc): WorkerProc {
-    const worker = cluster.fork({
-      STICKY_SLOT: String(slot),
-      STICKY_CONFIG: JSON.stringify(this.config),
-    });
+    // The worker's end of its fd channel becomes its descriptor 4 (after stdio and the IPC channel).
+    const pair = this.fdpass?.socketpair() ?? null;
+    if (pair !== null) cluster.setupPrimary({ stdio: ['inherit', 'inherit', 'inherit', 'ipc', pair[1]] });
+    let worker: Worker;
+    try {
+      worker = cluster.fork({
+        STICKY_SLOT: String(slot),
+        STICKY_CONFIG: JSON.stringify(this.config),
+        ...(pair === null ? {} : { STICKY_FD_CHANNEL: String(WORKER_FD_CHANNEL) }),
+      });
+    } finally {
+      if (pair !== null) {
+        // The child has its copy; ours would keep the channel open after the worker died.
+        this.fdpass?.close(pair[1]);
+        cluster.setupPrimary({ stdio: undefined as never });
+      }
+    }
     const proc: WorkerProc = {
       slot,
       worker,
@@ -356,8 +412,11 @@ export class WorkerPool {
       sent: 0,
       received: 0,
       gone: false,
+      handoff: null,
+      fdChannelReady: false,
       startedAt: Date.now(),
     };
+    if (pair !== null && this.fdpass !== null) proc.handoff = new HandoffSender(this.fdpass, pair[0], (id) => this.hooks.onAck(proc, id));
     if (replacing) this.replacements.add(proc);
     else this.current[slot] = proc;
     worker.on('message', (message: unknown, handle: unknown) => this.onMessage(proc, message, handle as Socket | undefined, replacing));
@@ -388,6 +447,7 @@ export class WorkerPool {
     if (!isWorkerMessage(message)) return;
     switch (message.type) {
       case 'ready':
+        proc.fdChannelReady = message.fdChannel === true && proc.handoff !== null;
         this.onReady(proc, replacing);
         return;
       case 'ack':
@@ -436,7 +496,7 @@ export class WorkerPool {
     this.transition(proc, 'ready');
     this.readyMask[proc.slot] = takesConnections(proc.state) ? 1 : 0;
     this.metrics.active.set({ worker: String(proc.slot) }, proc.active);
-    this.log.info({ worker: proc.slot, workerPid: proc.pid }, 'worker ready');
+    this.log.info({ worker: proc.slot, workerPid: proc.pid, fdChannel: proc.fdChannelReady }, 'worker ready');
     this.settleReadyWaiters();
   }
 
@@ -469,6 +529,7 @@ export class WorkerPool {
   private onGone(proc: WorkerProc): void {
     if (proc.gone) return;
     proc.gone = true;
+    proc.handoff?.close();
     // A metrics request need not wait for a worker that cannot answer.
     for (const request of [...this.metricsRequests.values()]) this.metricsAnswered(request, proc);
     if (this.current[proc.slot] === proc) this.readyMask[proc.slot] = 0;
@@ -552,3 +613,6 @@ export class WorkerPool {
 }
 
 const NO_SLOTS: readonly number[] = [];
+
+/** The worker's descriptor for its end of the fd channel (stdio 0-2, the IPC channel at 3). */
+const WORKER_FD_CHANNEL = 4;

@@ -47,9 +47,23 @@ t.test('sticky by X-Forwarded-For and by cookie, across fresh connections', asyn
   t.equal(remote.clientIp, '127.0.0.1', 'without a PROXY header the app sees the TCP peer');
 });
 
-t.test('byte-exact hand-off: 1 MiB POST with its first packet split at odd offsets', async (t) => {
+t.test('connections reach the workers on their fd channels (batched descriptor passing) on Linux', async (t) => {
   const balancer = await startBalancer();
   t.teardown(() => balancer.stop());
+  const listening = await balancer.waitForLog((line) => line.msg === 'listening');
+  const expected = process.platform === 'linux' ? 'fd-channel' : 'ipc';
+  t.equal(listening.handoff, expected, `the master uses ${expected}`);
+  const ready = balancer.logs.filter((line) => line.msg === 'worker ready');
+  t.equal(ready.length, 2);
+  t.ok(ready.every((line) => line.fdChannel === (expected === 'fd-channel')), 'every worker reads its fd channel');
+  const answer = await demoGet(balancer.port, { 'x-forwarded-for': '198.51.100.9' });
+  t.equal(answer.key, '198.51.100.9');
+});
+
+for (const handoff of ['auto', 'ipc'] as const) t.test(`byte-exact hand-off (workers.handoff "${handoff}"): 1 MiB POST with its first packet split at odd offsets`, async (t) => {
+  const balancer = await startBalancer({ workers: { count: 2, app: DEMO_APP, handoff } });
+  t.teardown(() => balancer.stop());
+  if (handoff === 'ipc') t.equal((await balancer.waitForLog((line) => line.msg === 'listening')).handoff, 'ipc');
   for (const offsets of [[1], [3, 17], [5, 40, 77], [13, 61, 150, 151]]) {
     const body = randomBytes(1 << 20);
     const head = Buffer.from(`POST /echo HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/octet-stream\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n`);
