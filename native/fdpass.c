@@ -17,8 +17,9 @@
  *   send(fd, payload, fds, count)  -> bytes sent | -errno (EAGAIN: try again when writable)
  *   recv(fd, buffer, fdsOut)       -> bytes read | 0 (peer closed) | -errno;
  *                                     fdsOut[0] = descriptors received, fdsOut[1..] the descriptors;
- *                                     -EMSGSIZE when the payload or the descriptors were cut short
- *                                     (the descriptors that did arrive are closed)
+ *                                     -EMSGSIZE when the payload was cut short (the descriptors that
+ *                                     did arrive are closed); descriptors the kernel could not install
+ *                                     (EMFILE) are simply missing from the end of fdsOut
  *   close(fd)                      -> 0 | -errno
  *   Poller(fd, callback(status, events)): start(events), stop(), close()
  *   READABLE, WRITABLE, MAX_FDS
@@ -207,12 +208,18 @@ static napi_value js_recv(napi_env env, napi_callback_info info) {
       }
     }
   }
-  if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
-    /* Cut short: the message cannot be matched with its descriptors. */
+  if (msg.msg_flags & MSG_TRUNC) {
+    /* The payload was cut short: the message cannot be read, nor matched with its descriptors. */
     for (int32_t i = 0; i < count; i++) close(fds_out[1 + i]);
     fds_out[0] = 0;
     return make_int(env, -EMSGSIZE);
   }
+  /*
+   * MSG_CTRUNC alone: the kernel could not install every descriptor (this
+   * process is at its descriptor limit). It installs them in order and stops at
+   * the first it cannot, so the ones that arrived are the first `count`: the
+   * caller matches them to the first entries and refuses the rest.
+   */
   fds_out[0] = count;
   return make_int(env, received);
 }

@@ -1,4 +1,6 @@
+import { spawnSync } from 'node:child_process';
 import { fstatSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import net from 'node:net';
 import t from 'tap';
 import { FdChannel, loadFdPass, type FdPassBinding } from '../../src/pool/fd-channel.js';
@@ -205,4 +207,16 @@ t.test('the addon: truncated messages close their descriptors; bad arguments are
   t.equal(poller.unref(), -9);
   binding.close(a);
   binding.close(b);
+});
+
+t.test('at the descriptor limit the message still arrives, with the descriptors that fit (a prefix)', async (t) => {
+  // A child under `ulimit -n 60` sends itself MAX_FDS descriptors in one message.
+  const addon = join(__dirname, '..', '..', 'build', 'Release', 'fdpass.node');
+  const script = join(__dirname, '..', 'fixtures', 'fd-limit.js');
+  const run = spawnSync('bash', ['-c', `ulimit -n 60 && exec "${process.execPath}" "${script}" "${addon}"`], { encoding: 'utf8', timeout: 30_000 });
+  t.equal(run.status, 0, run.stderr);
+  const result = JSON.parse(run.stdout) as { sent: number; received: number; count: number; max: number };
+  t.equal(result.sent, 5, 'sent whole');
+  t.equal(result.received, 5, 'the payload arrived (not an error)');
+  t.ok(result.count > 0 && result.count < result.max, `${result.count} of ${result.max} descriptors installed: the rest did not fit`);
 });
