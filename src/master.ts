@@ -29,6 +29,7 @@ async function main(): Promise<void> {
     onAck: (proc, id) => balancer?.onAck(proc, id),
     onExit: (proc) => balancer?.onExit(proc),
     onHandback: (proc, message, socket) => balancer?.onHandback(proc, message, socket),
+    onHandbackHandle: (proc, entry, handle) => balancer?.onHandbackHandle(proc, entry, handle),
   });
   balancer = new Balancer(config, pool, log, metrics);
 

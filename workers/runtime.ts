@@ -14,6 +14,7 @@ import { reuseMode } from '../src/key/reuse.js';
 import { reuseHooks, setPoolView } from './reuse.js';
 import { stickyCookieHook } from './sticky-cookie.js';
 import { openFdChannel } from './fd-channel.js';
+import type { HandoffReceiver } from '../src/pool/handoff-batch.js';
 
 /**
  * The worker runtime: started by the master through node:cluster. It loads the
@@ -33,6 +34,8 @@ let active = 0;
 let received = 0;
 let draining = false;
 let activeReport: NodeJS.Timeout | null = null;
+/** The fd channel from the master (batched hand-offs), when it made one and this worker can read it. */
+let fdReceiver: HandoffReceiver | null = null;
 
 function send(message: WorkerMessage): void {
   if (process.connected) process.send?.(message);
@@ -94,6 +97,18 @@ if (reuseModeInEffect !== 'off' || config.key.reuse === 'off') {
     headTimeoutMs: config.limits.headersTimeoutMs,
     server: () => server,
     sendHandle: (message, socket, done) => {
+      // On the fd channel when there is one: the descriptor goes in flight, then this process closes its copy.
+      const fd = (socket as net.Socket & { _handle?: { fd?: number } | null })._handle?.fd ?? -1;
+      if (
+        message.type === 'handback' &&
+        fdReceiver?.handBack(fd, bytesFromWire(message.bytes), infoFromWire(message.info), {
+          key: message.key,
+          keySource: message.keySource,
+          ...(message.stickySlot === undefined ? {} : { stickySlot: message.stickySlot }),
+        }, done)
+      ) {
+        return;
+      }
       if (!process.connected || !process.send) return done(new Error('no IPC channel'));
       // keepOpen false: Node detaches the handle from this socket and closes this
       // process's descriptor once the master has its own.
@@ -205,11 +220,11 @@ async function main(): Promise<void> {
     if (handler) handler(message, handle as net.Socket | object | undefined);
   });
   // Connections in batches on the fd channel (acknowledged there), when the master made one.
-  const fdChannel = openFdChannel(process.env.STICKY_FD_CHANNEL, (entry, handle) => onConnection(entry.bytes, entry.info, handle), log);
+  fdReceiver = openFdChannel(process.env.STICKY_FD_CHANNEL, (entry, handle) => onConnection(entry.bytes, entry.info, handle), log);
   process.on('SIGTERM', () => onDrain(config.workers.drainTimeoutMs));
   // SIGINT reaches the whole process group on Ctrl-C; the master decides when workers stop.
   process.on('SIGINT', () => {});
-  send({ type: 'ready', fdChannel });
+  send({ type: 'ready', fdChannel: fdReceiver !== null });
 }
 
 main().catch((error: unknown) => {

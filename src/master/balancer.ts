@@ -11,6 +11,7 @@ import { refusalBytes } from '../inspect/response.js';
 import { compileInspector, type Inspector, type Refusal } from '../inspect/rules.js';
 import type { WorkerPool, WorkerProc } from '../pool/pool.js';
 import type { WorkerMessage } from '../pool/messages.js';
+import type { BatchEntry, HandbackKey } from '../pool/handoff-batch.js';
 import { bytesFromWire, infoFromWire } from '../pool/wire.js';
 import { parseRequestHead, type RequestHead } from '../protocol/http1.js';
 import { parseProxyHeader, type ProxyEndpoint, type ProxyHeader } from '../protocol/proxy.js';
@@ -442,17 +443,25 @@ export class Balancer {
     // calls read(0)); the 'message' event comes on the next tick, before any
     // I/O, so nothing has been read yet. Stop now, as for a new connection.
     stopReading(socket, ignoreError);
-    const conn = socketConn(socket);
+    this.routeHandback(proc, socketConn(socket), bytesFromWire(message.bytes), infoFromWire(message.info), message);
+  }
+
+  /** A connection handed back on a worker's fd channel: a raw TCP handle that is not reading. */
+  onHandbackHandle(proc: WorkerProc, entry: BatchEntry & { readonly handback: HandbackKey }, handle: object): void {
+    this.routeHandback(proc, rawConn(handle), entry.bytes, entry.info, entry.handback);
+  }
+
+  private routeHandback(proc: WorkerProc, conn: ClientConn, bytes: Buffer, wireInfo: ConnectionInfo, next: HandbackKey): void {
     this.metrics.handbacks.inc();
-    const info: ConnectionInfo = { ...infoFromWire(message.info), key: message.key, keySource: message.keySource, worker: -1 };
-    const pinned = message.stickySlot;
+    const info: ConnectionInfo = { ...wireInfo, key: next.key, keySource: next.keySource, worker: -1 };
+    const pinned = next.stickySlot;
     this.held++;
     this.route(
       {
         conn,
-        bytes: bytesFromWire(message.bytes),
+        bytes,
         info,
-        keyHash: hashKey(message.key),
+        keyHash: hashKey(next.key),
         acceptedAt: process.hrtime.bigint(),
         peer: info.proxy?.source?.address ?? info.peer ?? '',
         proc: null as never,

@@ -59,6 +59,46 @@ export function loadFdPass(): FdPassBinding | null {
   return loaded;
 }
 
+/** Node's tcp_wrap binding as this module uses it. */
+interface TcpWrapBinding {
+  readonly TCP: new (type: number) => { open(fd: number): number; close(): void };
+  readonly constants: { readonly SOCKET: number };
+}
+
+let tcpWrap: TcpWrapBinding | null | undefined;
+
+function loadTcpWrap(): TcpWrapBinding | null {
+  if (tcpWrap !== undefined) return tcpWrap;
+  tcpWrap = null;
+  try {
+    const binding = (process as unknown as { binding(name: string): unknown }).binding('tcp_wrap') as Partial<TcpWrapBinding>;
+    if (typeof binding.TCP === 'function' && typeof binding.constants?.SOCKET === 'number') tcpWrap = binding as TcpWrapBinding;
+  } catch {
+    // not available on this runtime
+  }
+  return tcpWrap;
+}
+
+/** Whether received descriptors can be opened as TCP handles here (Node's tcp_wrap binding). */
+export function canOpenTcp(): boolean {
+  return loadTcpWrap() !== null;
+}
+
+/**
+ * Opens a received descriptor as a libuv TCP handle (what Node's cluster makes
+ * of the handles it passes), or closes it and returns null.
+ */
+export function openTcpHandle(binding: FdPassBinding, fd: number): object | null {
+  const wrap = loadTcpWrap();
+  if (wrap !== null) {
+    const handle = new wrap.TCP(wrap.constants.SOCKET);
+    if (handle.open(fd) === 0) return handle;
+    handle.close();
+  }
+  binding.close(fd);
+  return null;
+}
+
 const EAGAIN = -11;
 /** The receive buffer: larger than any message a sender builds (MAX_MESSAGE_BYTES). */
 const RECEIVE_BUFFER_BYTES = 256 * 1024;
@@ -70,7 +110,8 @@ interface Outgoing {
   readonly payload: Buffer;
   readonly fds: Int32Array;
   readonly count: number;
-  readonly onFail: ((error: Error) => void) | null;
+  /** Told once: null when the kernel took the message, else why it never will. */
+  readonly onDone: ((error: Error | null) => void) | null;
 }
 
 /**
@@ -110,14 +151,16 @@ export class FdChannel {
 
   /**
    * Sends a message now, or queues it behind the ones waiting for room.
-   * `onFail` is called if it can never be sent (the channel broke or closed first).
+   * `onDone` gets null once the kernel took it (its descriptors are in flight:
+   * the sender may close its copies), or the error if it can never be sent
+   * (the channel broke or closed first).
    */
-  post(payload: Buffer, fds: Int32Array, count: number, onFail: ((error: Error) => void) | null): void {
+  post(payload: Buffer, fds: Int32Array, count: number, onDone: ((error: Error | null) => void) | null): void {
     if (this.closedFlag) {
-      onFail?.(new Error('fd channel closed'));
+      onDone?.(new Error('fd channel closed'));
       return;
     }
-    this.queue.push({ payload, fds, count, onFail });
+    this.queue.push({ payload, fds, count, onDone });
     if (!this.waitingWritable) this.flush();
   }
 
@@ -144,6 +187,7 @@ export class FdChannel {
         this.broken(new Error(`fd channel send failed (errno ${-result})`), next);
         return;
       }
+      next.onDone?.(null);
     }
     if (this.waitingWritable) {
       this.waitingWritable = false;
@@ -183,12 +227,12 @@ export class FdChannel {
     this.closedFlag = true;
     this.poller.close();
     this.binding.close(this.fd);
-    failed?.onFail?.(error);
+    failed?.onDone?.(error);
     this.failQueued(error);
     this.onBroken(error);
   }
 
   private failQueued(error: Error): void {
-    for (const message of this.queue.splice(0)) message.onFail?.(error);
+    for (const message of this.queue.splice(0)) message.onDone?.(error);
   }
 }

@@ -1,47 +1,74 @@
 import type { ConnectionInfo } from '../connection-info.js';
-import { FdChannel, MAX_MESSAGE_BYTES, type FdPassBinding } from './fd-channel.js';
+import { FdChannel, MAX_MESSAGE_BYTES, openTcpHandle, type FdPassBinding } from './fd-channel.js';
 import { infoFromWire, infoToWire, type WireConnectionInfo } from './wire.js';
 
 /**
- * The hand-off protocol on a worker's fd channel (fd-channel.ts).
+ * The hand-off protocol on a worker's fd channel (fd-channel.ts). Every
+ * message starts with a kind byte.
  *
- * Master → worker, one message per batch, its descriptors in SCM_RIGHTS in the
- * same order as the entries:
+ * Connections, master → worker (kind 1), one message per batch, the
+ * descriptors in SCM_RIGHTS in the same order as the entries:
  *
+ *     u8      1
  *     u32 LE  length of the JSON that follows
  *     JSON    [[id, byteCount, info], ...]   (info as on the IPC channel, wire.ts)
  *     bytes   every entry's bytes, one after the other
  *
- * Worker → master, one message per batch received: int32 LE ids, positive for
- * a connection the worker now holds (the master closes its copy), negative for
- * one it could not take (its descriptor did not arrive or could not be opened:
- * the master, still holding its copy, routes it again).
+ * Acks, worker → master (kind 2), one message per batch received: int32 LE
+ * ids, positive for a connection the worker now holds (the master closes its
+ * copy), negative for one it could not take (its descriptor did not arrive or
+ * could not be opened: the master, still holding its copy, routes it again).
+ *
+ * Hand-back, worker → master (kind 3, key.reuse "handback"): the same layout
+ * as kind 1 with one entry, its id 0 and a fourth element (the key the worker
+ * derived for the next request), and the connection's descriptor.
  */
+
+export const KIND_CONNECTIONS = 1;
+export const KIND_ACKS = 2;
+export const KIND_HANDBACK = 3;
+
+/** Where a handed-back connection's next request belongs (the worker derived it). */
+export interface HandbackKey {
+  readonly key: string;
+  readonly keySource: ConnectionInfo['keySource'];
+  /** The slot a valid sticky cookie on the next request names. */
+  readonly stickySlot?: number;
+}
 
 /** One connection in a batch. */
 export interface BatchEntry {
   readonly id: number;
   readonly bytes: Buffer;
   readonly info: ConnectionInfo;
+  /** Set on a hand-back. */
+  readonly handback?: HandbackKey;
 }
+
+/** A message from the channel, decoded. */
+export type ChannelMessage =
+  | { readonly kind: typeof KIND_CONNECTIONS | typeof KIND_HANDBACK; readonly entries: BatchEntry[] }
+  | { readonly kind: typeof KIND_ACKS; readonly ids: number[] };
 
 /** What an entry adds to a message besides its bytes: its JSON (id, count, info), roughly. */
 const ENTRY_OVERHEAD = 256;
 
-/** Encodes a batch (the descriptors travel beside it). */
-export function encodeBatch(entries: readonly BatchEntry[]): Buffer {
-  const meta: Array<[number, number, WireConnectionInfo]> = [];
+/** Encodes a batch of connections, or a hand-back (the descriptors travel beside it). */
+export function encodeBatch(entries: readonly BatchEntry[], kind: typeof KIND_CONNECTIONS | typeof KIND_HANDBACK = KIND_CONNECTIONS): Buffer {
+  const meta: Array<[number, number, WireConnectionInfo] | [number, number, WireConnectionInfo, HandbackKey]> = [];
   let bytesLength = 0;
   for (const entry of entries) {
-    meta.push([entry.id, entry.bytes.length, infoToWire(entry.info)]);
+    const item: [number, number, WireConnectionInfo] = [entry.id, entry.bytes.length, infoToWire(entry.info)];
+    meta.push(entry.handback === undefined ? item : [...item, entry.handback]);
     bytesLength += entry.bytes.length;
   }
   const json = JSON.stringify(meta);
   const jsonLength = Buffer.byteLength(json);
-  const payload = Buffer.allocUnsafe(4 + jsonLength + bytesLength);
-  payload.writeUInt32LE(jsonLength, 0);
-  payload.write(json, 4, 'utf8');
-  let offset = 4 + jsonLength;
+  const payload = Buffer.allocUnsafe(5 + jsonLength + bytesLength);
+  payload[0] = kind;
+  payload.writeUInt32LE(jsonLength, 1);
+  payload.write(json, 5, 'utf8');
+  let offset = 5 + jsonLength;
   for (const entry of entries) {
     payload.set(entry.bytes, offset);
     offset += entry.bytes.length;
@@ -49,23 +76,35 @@ export function encodeBatch(entries: readonly BatchEntry[]): Buffer {
   return payload;
 }
 
-/** Decodes a batch; throws on anything that is not one (a bug, never client input). */
+/** Decodes any message; throws on anything that is not one (a bug, never client input). */
+export function decodeMessage(payload: Buffer): ChannelMessage {
+  const kind = payload[0];
+  if (kind === KIND_ACKS) return { kind, ids: decodeAcks(payload) };
+  if (kind === KIND_CONNECTIONS || kind === KIND_HANDBACK) return { kind, entries: decodeBatch(payload) };
+  throw new Error(`unknown message kind ${String(kind)}`);
+}
+
+/** Decodes a batch (kind 1 or 3); throws on anything that is not one. */
 export function decodeBatch(payload: Buffer): BatchEntry[] {
-  if (payload.length < 4) throw new Error('batch too short');
-  const jsonLength = payload.readUInt32LE(0);
-  if (jsonLength > payload.length - 4) throw new Error('batch header overruns the message');
-  const meta: unknown = JSON.parse(payload.toString('utf8', 4, 4 + jsonLength));
+  if (payload.length < 5) throw new Error('batch too short');
+  const jsonLength = payload.readUInt32LE(1);
+  if (jsonLength > payload.length - 5) throw new Error('batch header overruns the message');
+  const meta: unknown = JSON.parse(payload.toString('utf8', 5, 5 + jsonLength));
   if (!Array.isArray(meta)) throw new Error('batch header is not a list');
   const entries: BatchEntry[] = [];
-  let offset = 4 + jsonLength;
+  let offset = 5 + jsonLength;
   for (const item of meta as unknown[]) {
     if (!Array.isArray(item) || !Number.isInteger(item[0]) || !Number.isInteger(item[1]) || item[1] < 0 || typeof item[2] !== 'object' || item[2] === null) {
       throw new Error('malformed batch entry');
     }
+    const handback = item[3] as HandbackKey | undefined;
+    if (handback !== undefined && (typeof handback !== 'object' || handback === null || typeof handback.key !== 'string')) throw new Error('malformed hand-back key');
     const count = item[1] as number;
     if (offset + count > payload.length) throw new Error('batch entry overruns the message');
     // A copy of its own: the payload is one allocation for the whole batch.
-    entries.push({ id: item[0] as number, bytes: Buffer.from(payload.subarray(offset, offset + count)), info: infoFromWire(item[2] as WireConnectionInfo) });
+    const bytes = Buffer.from(payload.subarray(offset, offset + count));
+    const info = infoFromWire(item[2] as WireConnectionInfo);
+    entries.push(handback === undefined ? { id: item[0] as number, bytes, info } : { id: item[0] as number, bytes, info, handback });
     offset += count;
   }
   if (offset !== payload.length) throw new Error('batch has trailing bytes');
@@ -74,15 +113,16 @@ export function decodeBatch(payload: Buffer): BatchEntry[] {
 
 /** Encodes acknowledgements: positive ids taken, negative ids refused. */
 export function encodeAcks(ids: readonly number[]): Buffer {
-  const payload = Buffer.allocUnsafe(ids.length * 4);
-  for (let index = 0; index < ids.length; index++) payload.writeInt32LE(ids[index] as number, index * 4);
+  const payload = Buffer.allocUnsafe(1 + ids.length * 4);
+  payload[0] = KIND_ACKS;
+  for (let index = 0; index < ids.length; index++) payload.writeInt32LE(ids[index] as number, 1 + index * 4);
   return payload;
 }
 
 /** Decodes acknowledgements (a trailing partial id is ignored). */
 export function decodeAcks(payload: Buffer): number[] {
   const ids: number[] = [];
-  for (let offset = 0; offset + 4 <= payload.length; offset += 4) ids.push(payload.readInt32LE(offset));
+  for (let offset = 1; offset + 4 <= payload.length; offset += 4) ids.push(payload.readInt32LE(offset));
   return ids;
 }
 
@@ -110,8 +150,11 @@ export class HandoffSender {
     private readonly binding: FdPassBinding,
     fd: number,
     private readonly onAck: (id: number) => void,
+    /** A connection handed back (key.reuse "handback"): its handle is the master's now. */
+    private readonly onHandback: (entry: BatchEntry & { readonly handback: HandbackKey }, handle: object) => void = closeHandle,
+    private readonly onError: (error: Error) => void = ignoreError,
   ) {
-    this.channel = new FdChannel(binding, fd, (payload) => this.onAcks(payload), () => this.failQueued(new Error('fd channel broke')));
+    this.channel = new FdChannel(binding, fd, (payload, fds) => this.onMessage(payload, fds), () => this.failQueued(new Error('fd channel broke')));
   }
 
   /** False once the channel is closed or broke (the pool falls back to IPC). */
@@ -150,6 +193,8 @@ export class HandoffSender {
       this.unacked.set(entry.id, entry.done);
     }
     this.channel.post(encodeBatch(batch), fds, batch.length, (error) => {
+      // Sent: each entry waits for the worker's ack (or refusal).
+      if (error === null) return;
       for (const entry of batch) {
         if (this.unacked.delete(entry.id)) entry.done(error);
       }
@@ -162,8 +207,33 @@ export class HandoffSender {
     this.failQueued(new Error('fd channel closed'));
   }
 
-  private onAcks(payload: Buffer): void {
-    for (const id of decodeAcks(payload)) {
+  private onMessage(payload: Buffer, fds: Int32Array): void {
+    let message: ChannelMessage;
+    try {
+      message = decodeMessage(payload);
+    } catch (error) {
+      for (const fd of fds) this.binding.close(fd);
+      this.onError(error as Error);
+      return;
+    }
+    if (message.kind === KIND_ACKS) {
+      for (const fd of fds) this.binding.close(fd);
+      this.onAcks(message.ids);
+      return;
+    }
+    for (let index = 0; index < message.entries.length; index++) {
+      const entry = message.entries[index] as BatchEntry;
+      // Only hand-backs come this way; a descriptor the kernel could not install is a connection lost.
+      const handle = index < fds.length ? openTcpHandle(this.binding, fds[index] as number) : null;
+      if (handle === null) continue;
+      if (message.kind === KIND_HANDBACK && entry.handback !== undefined) this.onHandback(entry as BatchEntry & { readonly handback: HandbackKey }, handle);
+      else closeHandle(entry, handle);
+    }
+    for (let index = message.entries.length; index < fds.length; index++) this.binding.close(fds[index] as number);
+  }
+
+  private onAcks(ids: readonly number[]): void {
+    for (const id of ids) {
       if (id > 0) {
         if (this.unacked.delete(id)) this.onAck(id);
         continue;
@@ -207,13 +277,31 @@ export class HandoffReceiver {
     this.channel = new FdChannel(binding, fd, (payload, fds) => this.onBatch(payload, fds, onError), onError);
   }
 
+  /** False once the channel is closed or broke. */
+  get open(): boolean {
+    return this.channel.open;
+  }
+
   close(): void {
     this.channel.close();
+  }
+
+  /**
+   * Hands a connection back to the master (key.reuse "handback"). False when
+   * it cannot go this way (channel gone, bytes too large for one message):
+   * use IPC. `done` gets null once the descriptor is in flight (this process
+   * may close its copy), or the error.
+   */
+  handBack(fd: number, bytes: Buffer, info: ConnectionInfo, key: HandbackKey, done: (error: Error | null) => void): boolean {
+    if (!this.channel.open || fd < 0 || bytes.length > MAX_MESSAGE_BYTES / 2) return false;
+    this.channel.post(encodeBatch([{ id: 0, bytes, info, handback: key }], KIND_HANDBACK), Int32Array.of(fd), 1, done);
+    return true;
   }
 
   private onBatch(payload: Buffer, fds: Int32Array, onError: (error: Error) => void): void {
     let entries: BatchEntry[];
     try {
+      if (payload[0] !== KIND_CONNECTIONS) throw new Error(`unexpected message kind ${String(payload[0])}`);
       entries = decodeBatch(payload);
     } catch (error) {
       for (const fd of fds) this.binding.close(fd);
@@ -239,3 +327,12 @@ export class HandoffReceiver {
 }
 
 const EMPTY_FDS = new Int32Array(0);
+
+/** A handed-back connection nobody takes (no hand-back hook, or a message of the wrong kind): closed. */
+function closeHandle(_entry: BatchEntry, handle: object): void {
+  (handle as { close(): void }).close();
+}
+
+function ignoreError(): void {
+  // The default: the owner did not ask to hear about garbled messages.
+}

@@ -8,7 +8,7 @@ import { HEALTHY_UPTIME_MS, respawnDelayMs } from './backoff.js';
 import { pickBounded } from './bounded-load.js';
 import type { ConnectionInfo } from '../connection-info.js';
 import { loadFdPass, type FdPassBinding } from './fd-channel.js';
-import { HandoffSender } from './handoff-batch.js';
+import { HandoffSender, type BatchEntry, type HandbackKey } from './handoff-batch.js';
 import { isWorkerMessage, type MasterMessage, type WorkerMessage } from './messages.js';
 import { infoToWire, bytesToWire } from './wire.js';
 import { canTransition, takesConnections, type SlotState } from './slot-state.js';
@@ -66,8 +66,10 @@ export interface PoolHooks {
    * worker (disconnect, then exit); the owner must be idempotent.
    */
   onExit(proc: WorkerProc): void;
-  /** A worker handed a connection back (key.reuse "handback"). */
+  /** A worker handed a connection back (key.reuse "handback") on Node's IPC channel. */
   onHandback(proc: WorkerProc, message: Extract<WorkerMessage, { type: 'handback' }>, socket: Socket | undefined): void;
+  /** A worker handed a connection back on its fd channel: `handle` is a raw TCP handle, the master's now. */
+  onHandbackHandle(proc: WorkerProc, entry: BatchEntry & { readonly handback: HandbackKey }, handle: object): void;
 }
 
 /** How long `GET /metrics` waits for the workers' registries. */
@@ -416,7 +418,15 @@ export class WorkerPool {
       fdChannelReady: false,
       startedAt: Date.now(),
     };
-    if (pair !== null && this.fdpass !== null) proc.handoff = new HandoffSender(this.fdpass, pair[0], (id) => this.hooks.onAck(proc, id));
+    if (pair !== null && this.fdpass !== null) {
+      proc.handoff = new HandoffSender(
+        this.fdpass,
+        pair[0],
+        (id) => this.hooks.onAck(proc, id),
+        (entry, handle) => this.hooks.onHandbackHandle(proc, entry, handle),
+        (error) => this.log.error({ worker: slot, workerPid: proc.pid, err: error.message }, 'fd channel error'),
+      );
+    }
     if (replacing) this.replacements.add(proc);
     else this.current[slot] = proc;
     worker.on('message', (message: unknown, handle: unknown) => this.onMessage(proc, message, handle as Socket | undefined, replacing));

@@ -4,7 +4,19 @@ import net from 'node:net';
 import t from 'tap';
 import type { ConnectionInfo } from '../../src/connection-info.js';
 import { loadFdPass, type FdPassBinding } from '../../src/pool/fd-channel.js';
-import { decodeAcks, decodeBatch, encodeAcks, encodeBatch, HandoffReceiver, HandoffSender, type BatchEntry } from '../../src/pool/handoff-batch.js';
+import {
+  decodeAcks,
+  decodeBatch,
+  decodeMessage,
+  encodeAcks,
+  encodeBatch,
+  HandoffReceiver,
+  HandoffSender,
+  KIND_ACKS,
+  KIND_CONNECTIONS,
+  KIND_HANDBACK,
+  type BatchEntry,
+} from '../../src/pool/handoff-batch.js';
 
 const info = (key: string, worker = 0): ConnectionInfo => ({ key, keySource: 'forwarded', worker, proxy: null, peer: '127.0.0.1', peerTrusted: true });
 
@@ -39,13 +51,14 @@ t.test('a batch round-trips: ids, bytes exactly, infos with TLV bytes', async (t
 
 t.test('a malformed batch is refused, never half-read', async (t) => {
   const good = encodeBatch([{ id: 7, bytes: Buffer.from('GET / HTTP/1.1\r\n\r\n'), info: info('k') }]);
-  t.throws(() => decodeBatch(Buffer.alloc(3)), /too short/);
+  t.throws(() => decodeBatch(Buffer.alloc(4)), /too short/);
   const overrun = Buffer.from(good);
-  overrun.writeUInt32LE(good.length, 0);
+  overrun.writeUInt32LE(good.length, 1);
   t.throws(() => decodeBatch(overrun), /overruns the message/);
   const json = (text: string, tail = Buffer.alloc(0)): Buffer => {
-    const head = Buffer.alloc(4);
-    head.writeUInt32LE(Buffer.byteLength(text), 0);
+    const head = Buffer.alloc(5);
+    head[0] = KIND_CONNECTIONS;
+    head.writeUInt32LE(Buffer.byteLength(text), 1);
     return Buffer.concat([head, Buffer.from(text), tail]);
   };
   t.throws(() => decodeBatch(json('{"a":1}')), /not a list/);
@@ -53,13 +66,24 @@ t.test('a malformed batch is refused, never half-read', async (t) => {
   t.throws(() => decodeBatch(json('[[1,-1,{}]]')), /malformed batch entry/);
   t.throws(() => decodeBatch(json('[[1,2,null]]')), /malformed batch entry/);
   t.throws(() => decodeBatch(json('[[1,5,{}]]', Buffer.from('abc'))), /overruns the message/);
+  t.throws(() => decodeBatch(json('[[1,0,{},"not a key"]]')), /malformed hand-back key/);
+  t.throws(() => decodeBatch(json('[[1,0,{},{"key":3}]]')), /malformed hand-back key/);
   t.throws(() => decodeBatch(Buffer.concat([good, Buffer.from('x')])), /trailing bytes/);
+  t.throws(() => decodeMessage(Buffer.from([9, 0, 0, 0, 0])), /unknown message kind 9/);
+  t.throws(() => decodeMessage(Buffer.alloc(0)), /unknown message kind undefined/);
   t.same(decodeBatch(good).map((entry) => entry.id), [7]);
+  t.same(decodeMessage(good), { kind: KIND_CONNECTIONS, entries: decodeBatch(good) }, 'a batch of connections');
+  const handback = encodeBatch([{ id: 0, bytes: Buffer.from('GET /next'), info: info('k'), handback: { key: '198.51.100.7', keySource: 'forwarded', stickySlot: 1 } }], KIND_HANDBACK);
+  t.same(decodeMessage(handback), {
+    kind: KIND_HANDBACK,
+    entries: [{ id: 0, bytes: Buffer.from('GET /next'), info: info('k'), handback: { key: '198.51.100.7', keySource: 'forwarded', stickySlot: 1 } }],
+  }, 'a hand-back carries the key of the next request');
 });
 
 t.test('acks round-trip, refusals as negative ids', async (t) => {
   fc.assert(fc.property(fc.array(fc.integer({ min: -(2 ** 31) + 1, max: 2 ** 31 - 1 })), (ids) => JSON.stringify(decodeAcks(encodeAcks(ids))) === JSON.stringify(ids)));
-  t.same(decodeAcks(Buffer.from([1, 0, 0, 0, 9])), [1], 'a trailing partial id is ignored');
+  t.same(decodeAcks(Buffer.from([KIND_ACKS, 1, 0, 0, 0, 9])), [1], 'a trailing partial id is ignored');
+  t.same(decodeMessage(encodeAcks([5, -6])), { kind: KIND_ACKS, ids: [5, -6] });
 });
 
 const maybeBinding = loadFdPass();
@@ -216,7 +240,7 @@ t.test('a garbled batch: its descriptors are closed and the error reported', asy
   const receiver = new HandoffReceiver(binding, workerEnd, () => t.fail('nothing opened') as never, () => {}, (error) => errors.push(error.message));
   t.teardown(() => receiver.close());
   const { accepted } = await connections(t, 1);
-  const garbage = Buffer.from('\x05\x00\x00\x00notjs');
+  const garbage = Buffer.from('\x01\x05\x00\x00\x00notjs');
   const openBefore = readdirSync('/proc/self/fd').length;
   t.equal(binding.send(masterEnd, garbage, Int32Array.of(fdOf(accepted[0] as net.Socket)), 1), garbage.length);
   await until(() => errors.length === 1, 'the error');
@@ -265,4 +289,56 @@ t.test('the sender flushes at once when a batch is full (MAX_FDS or bytes)', asy
   const m = binding.recv(workerEnd, buffer, fds);
   t.same(decodeBatch(buffer.subarray(0, m)).map((entry) => entry.id), [100, 101], 'two 20 KB entries fill a batch');
   for (let index = 1; index <= (fds[0] as number); index++) binding.close(fds[index] as number);
+});
+
+t.test('a hand-back: the worker sends the descriptor and the key of the next request; the master gets a working handle', async (t) => {
+  const [masterEnd, workerEnd] = binding.socketpair();
+  const handedBack: Array<{ entry: BatchEntry; handle: object }> = [];
+  const sender = new HandoffSender(binding, masterEnd, () => {}, (entry, handle) => handedBack.push({ entry, handle }));
+  const receiver = new HandoffReceiver(binding, workerEnd, () => null, () => {}, (error) => t.fail(error.message));
+  t.teardown(() => {
+    sender.close();
+    receiver.close();
+  });
+  const { clients, accepted } = await connections(t, 1);
+  const workerSocket = accepted[0] as net.Socket;
+  let sent: Error | null | undefined;
+  const ok = receiver.handBack(fdOf(workerSocket), Buffer.from('GET /next HTTP/1.1\r\n\r\n'), info('first'), { key: '198.51.100.7', keySource: 'forwarded' }, (error) => (sent = error));
+  t.ok(ok, 'it went on the channel');
+  t.equal(sent, null, 'in flight at once: the worker may close its copy');
+  // The worker closes its copy, as the runtime does once the descriptor is in flight.
+  workerSocket.destroy();
+  await until(() => handedBack.length === 1, 'the hand-back');
+  const { entry, handle } = handedBack[0] as { entry: BatchEntry; handle: object };
+  t.same(entry.handback, { key: '198.51.100.7', keySource: 'forwarded' });
+  t.equal(entry.bytes.toString(), 'GET /next HTTP/1.1\r\n\r\n', 'the unserved bytes come along');
+  const socket = new net.Socket({ handle, readable: true, writable: true } as net.SocketConstructorOpts);
+  const heard = new Promise<string>((resolve) => (clients[0] as net.Socket).once('data', (chunk) => resolve(chunk.toString())));
+  socket.write('from the master');
+  t.equal(await heard, 'from the master', 'the connection survived the worker closing its copy');
+  socket.destroy();
+  t.notOk(receiver.handBack(-1, Buffer.alloc(0), info('k'), { key: 'k', keySource: 'remote' }, () => {}), 'no descriptor: IPC');
+  t.notOk(receiver.handBack(0, Buffer.alloc(40 * 1024), info('k'), { key: 'k', keySource: 'remote' }, () => {}), 'too large: IPC');
+});
+
+t.test('the master ignores what it should not get: connections, garbage; each descriptor closed', async (t) => {
+  const [masterEnd, workerEnd] = binding.socketpair();
+  const errors: string[] = [];
+  const handedBack: unknown[] = [];
+  const sender = new HandoffSender(binding, masterEnd, () => t.fail('no ack'), (entry) => handedBack.push(entry), (error) => errors.push(error.message));
+  t.teardown(() => sender.close());
+  const { accepted } = await connections(t, 1);
+  const fd = fdOf(accepted[0] as net.Socket);
+  const openBefore = readdirSync('/proc/self/fd').length;
+  // A batch of connections (master → worker only), garbage, and acks with a descriptor attached.
+  const batch = encodeBatch([{ id: 1, bytes: Buffer.alloc(0), info: info('k') }]);
+  t.equal(binding.send(workerEnd, batch, Int32Array.of(fd), 1), batch.length);
+  t.equal(binding.send(workerEnd, Buffer.from([7, 7]), Int32Array.of(fd), 1), 2);
+  const acks = encodeAcks([12345]);
+  t.equal(binding.send(workerEnd, acks, Int32Array.of(fd), 1), acks.length);
+  await until(() => errors.length === 1, 'the garbage reported');
+  await until(() => readdirSync('/proc/self/fd').length === openBefore, 'every received descriptor closed');
+  t.match(errors[0], /unknown message kind 7/);
+  t.same(handedBack, [], 'nothing routed');
+  binding.close(workerEnd);
 });
