@@ -153,7 +153,23 @@ function onConnection(bytes: Buffer, info: ConnectionInfo, handle: net.Socket | 
   // Replay what the master read, in front of anything read since.
   if (bytes.length > 0) socket.unshift(bytes);
   // With config.tls the TLS front decrypts first, then feeds the app's server.
-  (tlsFront?.server ?? server).emit('connection', socket);
+  const target = tlsFront?.server ?? server;
+  applySocketOptions(socket, target);
+  target.emit('connection', socket);
+}
+
+/**
+ * What net.Server's own accept path does to each new socket before its
+ * 'connection' event, and `emit('connection')` skips: TCP_NODELAY when the
+ * server has `noDelay` (http.createServer's default is true) and TCP
+ * keep-alive when it has `keepAlive`. Without it every response of the app
+ * would go through Nagle's algorithm, unlike the same app under node:cluster.
+ */
+function applySocketOptions(socket: net.Socket, target: net.Server): void {
+  const options = target as net.Server & { noDelay?: boolean; keepAlive?: boolean; keepAliveInitialDelay?: number };
+  if (options.noDelay === true) socket.setNoDelay(true);
+  // net.Server keeps the delay in seconds; setKeepAlive takes milliseconds.
+  if (options.keepAlive === true) socket.setKeepAlive(true, (options.keepAliveInitialDelay ?? 0) * 1000);
 }
 
 function onDrain(timeoutMs: number): void {

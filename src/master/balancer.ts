@@ -119,7 +119,7 @@ export class Balancer {
     // master never builds a net.Socket for a connection it only peeks at. Else
     // net.Server's sockets, with pauseOnConnect: not one byte is read before we
     // attach our listener and decide to resume, so nothing can be read into a void.
-    // No noDelay here: the worker's http server sets TCP_NODELAY on the same descriptor.
+    // No noDelay here: the worker runtime sets TCP_NODELAY as the app's server asks (workers/runtime.ts applySocketOptions).
     this.server = net.createServer({ pauseOnConnect: true }, (socket) => this.onConnection(socketConn(socket)));
     this.server.on('error', (error) => this.log.error({ err: error.message }, 'listener error'));
     if (reuseMode(config.key) !== 'close') this.poolViewTimer = setInterval(() => this.checkPoolView(), POOL_VIEW_CHECK_MS).unref();

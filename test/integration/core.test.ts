@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import t from 'tap';
 import WebSocket from 'ws';
 import { DEMO_APP, MASTER, ROOT, connect, demoGet, readAll, startBalancer, writeConfig, writeSplit } from '../helpers/balancer.js';
@@ -58,6 +59,16 @@ t.test('connections reach the workers on their fd channels (batched descriptor p
   t.ok(ready.every((line) => line.fdChannel === (expected === 'fd-channel')), 'every worker reads its fd channel');
   const answer = await demoGet(balancer.port, { 'x-forwarded-for': '198.51.100.9' });
   t.equal(answer.key, '198.51.100.9');
+});
+
+t.test('the worker sets TCP_NODELAY as the app server asks, as net.Server would (both hand-off paths)', async (t) => {
+  for (const handoff of ['auto', 'ipc'] as const) {
+    const balancer = await startBalancer({ workers: { count: 1, app: join(ROOT, 'test', 'fixtures', 'info-app.js'), handoff } });
+    const response = await fetch(`http://127.0.0.1:${balancer.port}/`, { headers: { connection: 'close' } });
+    const seen = (await response.json()) as { noDelay: boolean | null };
+    t.equal(seen.noDelay, true, `http.createServer's noDelay default is applied (workers.handoff "${handoff}")`);
+    await balancer.stop();
+  }
 });
 
 for (const handoff of ['auto', 'ipc'] as const) t.test(`byte-exact hand-off (workers.handoff "${handoff}"): 1 MiB POST with its first packet split at odd offsets`, async (t) => {
