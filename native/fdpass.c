@@ -101,27 +101,15 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   return make_int(env, close(fd) == 0 ? 0 : -errno);
 }
 
-/* Reads a Buffer/Uint8Array argument. */
-static int get_bytes(napi_env env, napi_value value, void** data, size_t* length) {
+/* Reads a typed-array argument of the wanted element type (a Buffer is a Uint8Array). */
+static int get_typed(napi_env env, napi_value value, napi_typedarray_type wanted, void** data, size_t* length) {
   bool is_typed;
   if (napi_is_typedarray(env, value, &is_typed) != napi_ok || !is_typed) return 0;
   napi_typedarray_type type;
   napi_value arraybuffer;
   size_t offset;
   if (napi_get_typedarray_info(env, value, &type, length, data, &arraybuffer, &offset) != napi_ok) return 0;
-  return type == napi_uint8_array;
-}
-
-static int get_int32s(napi_env env, napi_value value, int32_t** data, size_t* length) {
-  bool is_typed;
-  if (napi_is_typedarray(env, value, &is_typed) != napi_ok || !is_typed) return 0;
-  napi_typedarray_type type;
-  napi_value arraybuffer;
-  size_t offset;
-  void* raw;
-  if (napi_get_typedarray_info(env, value, &type, length, &raw, &arraybuffer, &offset) != napi_ok) return 0;
-  *data = raw;
-  return type == napi_int32_array;
+  return type == wanted;
 }
 
 static napi_value js_send(napi_env env, napi_callback_info info) {
@@ -133,8 +121,8 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
   int32_t* fds;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 4 || !get_fd(env, argv[0], &fd)) return make_int(env, -EBADF);
-  if (!get_bytes(env, argv[1], &payload, &payload_length) || !get_int32s(env, argv[2], &fds, &fds_length) ||
-      napi_get_value_int32(env, argv[3], &count) != napi_ok || count < 0 || count > MAX_FDS || (size_t)count > fds_length ||
+  if (!get_typed(env, argv[1], napi_uint8_array, &payload, &payload_length) ||
+      !get_typed(env, argv[2], napi_int32_array, (void**)&fds, &fds_length) || napi_get_value_int32(env, argv[3], &count) != napi_ok || count < 0 || count > MAX_FDS || (size_t)count > fds_length ||
       payload_length == 0) {
     return make_int(env, -EINVAL);
   }
@@ -173,8 +161,8 @@ static napi_value js_recv(napi_env env, napi_callback_info info) {
   int32_t* fds_out;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 3 || !get_fd(env, argv[0], &fd)) return make_int(env, -EBADF);
-  if (!get_bytes(env, argv[1], &buffer, &buffer_length) || !get_int32s(env, argv[2], &fds_out, &fds_length) ||
-      fds_length < MAX_FDS + 1 || buffer_length == 0) {
+  if (!get_typed(env, argv[1], napi_uint8_array, &buffer, &buffer_length) ||
+      !get_typed(env, argv[2], napi_int32_array, (void**)&fds_out, &fds_length) || fds_length < MAX_FDS + 1 || buffer_length == 0) {
     return make_int(env, -EINVAL);
   }
   fds_out[0] = 0;
