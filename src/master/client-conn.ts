@@ -1,5 +1,6 @@
 import net, { type Socket } from 'node:net';
 import { stopReading } from './stop-reading.js';
+import { descriptorOf } from '../pool/fd-channel.js';
 
 /**
  * A client connection the master holds while it peeks and hands off. Two
@@ -150,8 +151,7 @@ class SocketConn implements ClientConn {
   }
 
   get fd(): number {
-    const handle = (this.socket as Socket & { _handle?: { fd?: number } | null })._handle;
-    return this.socket.destroyed ? -1 : (handle?.fd ?? -1);
+    return descriptorOf(this.socket);
   }
 
   read(onChunk: (chunk: Buffer) => void, onEnd: () => void): void {

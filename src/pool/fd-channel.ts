@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import path from 'node:path';
 
 /**
@@ -57,6 +58,12 @@ export function loadFdPass(): FdPassBinding | null {
     }
   }
   return loaded;
+}
+
+/** A socket's descriptor (libuv's, Unix only), or -1 when it has none (destroyed, or not a descriptor-backed handle). */
+export function descriptorOf(socket: Socket): number {
+  if (socket.destroyed) return -1;
+  return (socket as Socket & { _handle?: { fd?: number } | null })._handle?.fd ?? -1;
 }
 
 /** Node's tcp_wrap binding as this module uses it. */
