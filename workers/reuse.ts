@@ -7,14 +7,13 @@ import { deriveKey, type ClientKey, type KeyContext, type KeyRules } from '../sr
 import { mayCarryOtherClients, type ReuseMode } from '../src/key/reuse.js';
 import { readStickyCookie, type StickyCookieRules } from '../src/key/sticky-cookie.js';
 import { stopReading } from '../src/master/stop-reading.js';
-import type { WorkerMessage } from '../src/pool/messages.js';
+import type { HandbackKey } from '../src/pool/handoff-batch.js';
 import { parseRequestHead, type RequestHead } from '../src/protocol/http1.js';
 import { firstRequestCloses, newChunkedState, requestFraming, scanChunked, type ChunkedState } from '../src/protocol/http1-framing.js';
 import { hashKey } from '../src/ring/farmhash.js';
 import { pickSlot } from '../src/ring/rendezvous.js';
 import type { RequestHook } from './request-hooks.js';
 import { workerRegistry } from './worker-metrics.js';
-import { bytesToWire, infoToWire } from '../src/pool/wire.js';
 
 /**
  * key.reuse in the worker runtime (issue 8): requests on a reused connection
@@ -95,8 +94,11 @@ export interface ReuseContext {
   readonly headTimeoutMs: number;
   /** The app's server (fed with the {@link Segment}). */
   readonly server: () => net.Server;
-  /** process.send with a handle. */
-  readonly sendHandle: (message: WorkerMessage, socket: net.Socket, done: (error: Error | null) => void) => void;
+  /**
+   * Hands the connection to the master with the bytes it has not served and
+   * where its next request belongs; `done` once it is on its way (or failed).
+   */
+  readonly handBack: (socket: net.Socket, bytes: Buffer, info: ConnectionInfo, next: HandbackKey, done: (error: Error | null) => void) => void;
 }
 
 /** Where a request belongs. */
@@ -554,20 +556,13 @@ class ReusedConnection {
     // The server lets go of the segment (its parser is freed); the socket is ours.
     this.segment.destroy();
     handedBack.inc();
-    const message: WorkerMessage = {
-      type: 'handback',
-      id: 0,
-      bytes: bytesToWire(this.pending),
-      info: infoToWire(this.info),
-      key: to.key.key,
-      keySource: to.key.source,
-      ...(to.stickySlot === -1 ? {} : { stickySlot: to.stickySlot }),
-    };
+    const bytes = this.pending;
     this.pending = EMPTY;
-    this.ctx.sendHandle(message, socket, () => {
-      // Sent: Node detached the handle from this socket (keepOpen false) and
-      // closes the descriptor once the master has it. Not sent (the master is
-      // gone): this closes the connection. Either way 'close' does the bookkeeping.
+    const next: HandbackKey = { key: to.key.key, keySource: to.key.source, ...(to.stickySlot === -1 ? {} : { stickySlot: to.stickySlot }) };
+    this.ctx.handBack(socket, bytes, this.info, next, () => {
+      // Sent: the master has (or will have) its own descriptor; this process's
+      // copy goes. Not sent (the master is gone): this closes the connection.
+      // Either way 'close' does the bookkeeping.
       socket.destroy();
     });
   }

@@ -4,7 +4,8 @@ import pino from 'pino';
 import type { ResolvedConfig } from '../src/config/load.js';
 import { CONNECTION_INFO, type ConnectionInfo } from '../src/connection-info.js';
 import { isMasterMessage, type MasterMessage, type WorkerMessage } from '../src/pool/messages.js';
-import { bytesFromWire, infoFromWire } from '../src/pool/wire.js';
+import { bytesFromWire, bytesToWire, infoFromWire, infoToWire } from '../src/pool/wire.js';
+import { descriptorOf } from '../src/pool/fd-channel.js';
 import { loadApp } from './load-app.js';
 import { edgeHooks } from './inspect.js';
 import { installRequestHooks, type RequestHook } from './request-hooks.js';
@@ -96,20 +97,11 @@ if (reuseModeInEffect !== 'off' || config.key.reuse === 'off') {
     maxHeadBytes: Math.max(config.limits.peekBytes, 16 * 1024),
     headTimeoutMs: config.limits.headersTimeoutMs,
     server: () => server,
-    sendHandle: (message, socket, done) => {
+    handBack: (socket, bytes, info, next, done) => {
       // On the fd channel when there is one: the descriptor goes in flight, then this process closes its copy.
-      const fd = (socket as net.Socket & { _handle?: { fd?: number } | null })._handle?.fd ?? -1;
-      if (
-        message.type === 'handback' &&
-        fdReceiver?.handBack(fd, bytesFromWire(message.bytes), infoFromWire(message.info), {
-          key: message.key,
-          keySource: message.keySource,
-          ...(message.stickySlot === undefined ? {} : { stickySlot: message.stickySlot }),
-        }, done)
-      ) {
-        return;
-      }
+      if (fdReceiver?.handBack(descriptorOf(socket), bytes, info, next, done)) return;
       if (!process.connected || !process.send) return done(new Error('no IPC channel'));
+      const message: WorkerMessage = { type: 'handback', id: 0, bytes: bytesToWire(bytes), info: infoToWire(info), ...next };
       // keepOpen false: Node detaches the handle from this socket and closes this
       // process's descriptor once the master has its own.
       process.send(message, socket, { keepOpen: false }, (error: Error | null) => done(error ?? null));

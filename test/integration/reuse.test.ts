@@ -105,8 +105,8 @@ function closedWatch(socket: net.Socket): { closed: boolean } {
   return state;
 }
 
-t.test('handback: 100 requests on one keep-alive connection, keys alternating between workers', async (t) => {
-  const balancer = await startBalancer({ key: { reuse: 'handback' }, workers: { count: 2, app: REUSE_APP } });
+for (const handoff of ['auto', 'ipc'] as const) t.test(`handback (workers.handoff "${handoff}"): 100 requests on one keep-alive connection, keys alternating between workers`, async (t) => {
+  const balancer = await startBalancer({ key: { reuse: 'handback' }, workers: { count: 2, app: REUSE_APP, handoff } });
   t.teardown(() => balancer.stop());
   const pids = await pidsBySlot(balancer);
   const [slot0, slot1] = keysBySlot(2, 2) as [string[], string[]];
