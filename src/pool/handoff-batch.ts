@@ -277,11 +277,6 @@ export class HandoffReceiver {
     this.channel = new FdChannel(binding, fd, (payload, fds) => this.onBatch(payload, fds, onError), onError);
   }
 
-  /** False once the channel is closed or broke. */
-  get open(): boolean {
-    return this.channel.open;
-  }
-
   close(): void {
     this.channel.close();
   }
