@@ -112,6 +112,25 @@ static int get_typed(napi_env env, napi_value value, napi_typedarray_type wanted
   return type == wanted;
 }
 
+/* One sendmsg/recvmsg message: a single buffer, and room for MAX_FDS descriptors. */
+typedef struct {
+  struct msghdr msg;
+  struct iovec iov;
+  union {
+    char buf[CMSG_SPACE(sizeof(int) * MAX_FDS)];
+    struct cmsghdr align;
+  } control;
+} message_t;
+
+/* Points the message at `data`; the control part is set up by the caller. */
+static void message_init(message_t* m, void* data, size_t length) {
+  memset(m, 0, sizeof *m);
+  m->iov.iov_base = data;
+  m->iov.iov_len = length;
+  m->msg.msg_iov = &m->iov;
+  m->msg.msg_iovlen = 1;
+}
+
 static napi_value js_send(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
@@ -126,20 +145,13 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
       payload_length == 0) {
     return make_int(env, -EINVAL);
   }
-  struct iovec iov = {.iov_base = payload, .iov_len = payload_length};
-  union {
-    char buf[CMSG_SPACE(sizeof(int) * MAX_FDS)];
-    struct cmsghdr align;
-  } control;
-  struct msghdr msg;
-  memset(&msg, 0, sizeof msg);
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
+  message_t m;
+  message_init(&m, payload, payload_length);
+  struct msghdr* msg = &m.msg;
   if (count > 0) {
-    memset(&control, 0, sizeof control);
-    msg.msg_control = control.buf;
-    msg.msg_controllen = CMSG_SPACE(sizeof(int) * count);
-    struct cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+    msg->msg_control = m.control.buf;
+    msg->msg_controllen = CMSG_SPACE(sizeof(int) * count);
+    struct cmsghdr* cmsg = CMSG_FIRSTHDR(msg);
     cmsg->cmsg_level = SOL_SOCKET;
     cmsg->cmsg_type = SCM_RIGHTS;
     cmsg->cmsg_len = CMSG_LEN(sizeof(int) * count);
@@ -147,7 +159,7 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
   }
   ssize_t sent;
   do {
-    sent = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    sent = sendmsg(fd, msg, MSG_NOSIGNAL | MSG_DONTWAIT);
   } while (sent == -1 && errno == EINTR);
   return make_int(env, sent == -1 ? -errno : sent);
 }
@@ -166,24 +178,18 @@ static napi_value js_recv(napi_env env, napi_callback_info info) {
     return make_int(env, -EINVAL);
   }
   fds_out[0] = 0;
-  struct iovec iov = {.iov_base = buffer, .iov_len = buffer_length};
-  union {
-    char buf[CMSG_SPACE(sizeof(int) * MAX_FDS)];
-    struct cmsghdr align;
-  } control;
-  struct msghdr msg;
-  memset(&msg, 0, sizeof msg);
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control.buf;
-  msg.msg_controllen = sizeof control.buf;
+  message_t m;
+  message_init(&m, buffer, buffer_length);
+  struct msghdr* msg = &m.msg;
+  msg->msg_control = m.control.buf;
+  msg->msg_controllen = sizeof m.control.buf;
   ssize_t received;
   do {
-    received = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    received = recvmsg(fd, msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
   } while (received == -1 && errno == EINTR);
   if (received == -1) return make_int(env, -errno);
   int32_t count = 0;
-  for (struct cmsghdr* cmsg = CMSG_FIRSTHDR(&msg); cmsg != NULL; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
+  for (struct cmsghdr* cmsg = CMSG_FIRSTHDR(msg); cmsg != NULL; cmsg = CMSG_NXTHDR(msg, cmsg)) {
     if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS) continue;
     size_t n = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
     int* data = (int*)CMSG_DATA(cmsg);
@@ -196,7 +202,7 @@ static napi_value js_recv(napi_env env, napi_callback_info info) {
       }
     }
   }
-  if (msg.msg_flags & MSG_TRUNC) {
+  if (msg->msg_flags & MSG_TRUNC) {
     /* The payload was cut short: the message cannot be read, nor matched with its descriptors. */
     for (int32_t i = 0; i < count; i++) close(fds_out[1 + i]);
     fds_out[0] = 0;
