@@ -81,23 +81,24 @@ static napi_value js_socketpair(napi_env env, napi_callback_info info) {
   return result;
 }
 
-static napi_value js_set_nonblocking(napi_env env, napi_callback_info info) {
+/* The one descriptor argument of setNonBlocking(fd) and close(fd). */
+static int get_fd_argument(napi_env env, napi_callback_info info, int32_t* fd) {
   size_t argc = 1;
   napi_value argv[1];
+  return napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok && argc >= 1 && get_fd(env, argv[0], fd);
+}
+
+static napi_value js_set_nonblocking(napi_env env, napi_callback_info info) {
   int32_t fd;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1 || !get_fd(env, argv[0], &fd)) return make_int(env, -EBADF);
+  if (!get_fd_argument(env, info, &fd)) return make_int(env, -EBADF);
   int flags = fcntl(fd, F_GETFL);
   if (flags == -1 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1) return make_int(env, -errno);
   return make_int(env, 0);
 }
 
 static napi_value js_close(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
   int32_t fd;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1 || !get_fd(env, argv[0], &fd)) return make_int(env, -EBADF);
+  if (!get_fd_argument(env, info, &fd)) return make_int(env, -EBADF);
   return make_int(env, close(fd) == 0 ? 0 : -errno);
 }
 
