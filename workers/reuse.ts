@@ -1,6 +1,4 @@
-import type http from 'node:http';
 import type net from 'node:net';
-import { Duplex } from 'node:stream';
 import { Counter } from 'prom-client';
 import { CONNECTION_INFO, connectionInfo, type ConnectionInfo } from '../src/connection-info.js';
 import { deriveKey, type ClientKey, type KeyContext, type KeyRules } from '../src/key/derive.js';
@@ -12,7 +10,9 @@ import { parseRequestHead, type RequestHead } from '../src/protocol/http1.js';
 import { firstRequestCloses, newChunkedState, requestFraming, scanChunked, type ChunkedState } from '../src/protocol/http1-framing.js';
 import { hashKey } from '../src/ring/farmhash.js';
 import { pickSlot } from '../src/ring/rendezvous.js';
+import { corkFor, type FrontLink, type LinkPool, type LinkUser } from './link.js';
 import type { RequestHook } from './request-hooks.js';
+import { Segment, type SegmentOwner } from './segment.js';
 import { workerRegistry } from './worker-metrics.js';
 
 /**
@@ -75,12 +75,26 @@ export const stickyRejectedInWorker = new Counter({
   registers: [workerRegistry],
 });
 
-/** The master's pool as last announced (`pool-view`); null until the first one. */
-let poolView: { slotCount: number; ready: Uint8Array } | null = null;
+/** Requests on reused connections relayed to their key's worker over a link (key.reuse "forward"). */
+const forwardedRequests = new Counter({
+  name: 'sticky_worker_forwarded_requests_total',
+  help: 'Requests on reused connections this worker relayed to their key\'s worker over a worker-to-worker link (key.reuse "forward")',
+  registers: [workerRegistry],
+});
 
-/** Takes the master's `pool-view` message. */
-export function setPoolView(slotCount: number, ready: readonly number[]): void {
-  poolView = { slotCount, ready: Uint8Array.from(ready) };
+/** The master's pool as last announced (`pool-view`); null until the first one. */
+let poolView: { slotCount: number; ready: Uint8Array; pids: readonly number[] } | null = null;
+
+/** Takes the master's `pool-view` message (`pids`: each ready slot's worker, for its link). */
+export function setPoolView(slotCount: number, ready: readonly number[], pids: readonly number[] = []): void {
+  poolView = { slotCount, ready: Uint8Array.from(ready), pids };
+}
+
+/** The pid of a ready slot's worker (its link's name), or 0. */
+function readyPid(slot: number): number {
+  const view = poolView;
+  if (view === null || slot < 0 || slot >= view.slotCount || view.ready[slot] !== 1) return 0;
+  return view.pids[slot] ?? 0;
 }
 
 /** What the reuse code needs from the runtime. */
@@ -99,6 +113,8 @@ export interface ReuseContext {
    * where its next request belongs; `done` once it is on its way (or failed).
    */
   readonly handBack: (socket: net.Socket, bytes: Buffer, info: ConnectionInfo, next: HandbackKey, done: (error: Error | null) => void) => void;
+  /** key.reuse "forward": the links to the other workers (null: hand back instead). */
+  readonly links: LinkPool | null;
 }
 
 /** Where a request belongs. */
@@ -142,116 +158,18 @@ function destination(head: RequestHead, info: ConnectionInfo, ctx: ReuseContext)
   return { key, stickySlot, slot };
 }
 
-/**
- * Stands in for the client socket in front of the app's http server: what the
- * runtime feeds comes out as the socket's data; what the server writes goes to
- * the real socket. Timeouts, addresses and socket options go to the real one.
- */
-class Segment extends Duplex {
-  constructor(private readonly owner: ReusedConnection) {
-    // allowHalfOpen: the client's FIN must not end the response side (http.Server relies on it).
-    super({ allowHalfOpen: true });
-    // After the http server lets go of a segment (upgrade handed to the app,
-    // or destroyed), an error with no listener must not crash the worker.
-    this.on('error', ignore);
-  }
-
-  /**
-   * Node's http server sets the response it is writing here and clears it
-   * when that response has finished ("_httpMessage", lib/_http_server.js
-   * assignSocket/detachSocket, Node 12-22). That is how the runtime knows a
-   * response is complete whatever the app does (checkContinue, 417, 400 for a
-   * missing Host included), without patching responses.
-   */
-  private currentResponse: http.ServerResponse | null = null;
-  get _httpMessage(): http.ServerResponse | null {
-    return this.currentResponse;
-  }
-  set _httpMessage(response: http.ServerResponse | null) {
-    const finished = this.currentResponse !== null && response === null;
-    this.currentResponse = response;
-    if (finished) this.owner.onResponseDone();
-  }
-
-  override _read(): void {
-    this.owner.onSegmentRead();
-  }
-
-  override _write(chunk: Buffer, _encoding: BufferEncoding, done: (error?: Error | null) => void): void {
-    this.owner.writeOut([chunk], done);
-  }
-
-  override _writev(chunks: Array<{ chunk: Buffer }>, done: (error?: Error | null) => void): void {
-    this.owner.writeOut(
-      chunks.map((entry) => entry.chunk),
-      done,
-    );
-  }
-
-  override _final(done: (error?: Error | null) => void): void {
-    this.owner.onSegmentFinal();
-    done();
-  }
-
-  override _destroy(error: Error | null, done: (error?: Error | null) => void): void {
-    this.owner.onSegmentDestroy();
-    done(error);
-  }
-
-  setTimeout(ms: number, callback?: () => void): this {
-    this.owner.socket.setTimeout(ms);
-    if (callback) this.once('timeout', callback);
-    return this;
-  }
-
-  setNoDelay(noDelay?: boolean): this {
-    this.owner.socket.setNoDelay(noDelay);
-    return this;
-  }
-
-  setKeepAlive(enable?: boolean, initialDelay?: number): this {
-    this.owner.socket.setKeepAlive(enable, initialDelay);
-    return this;
-  }
-
-  ref(): this {
-    return this;
-  }
-
-  unref(): this {
-    return this;
-  }
-
-  address(): ReturnType<net.Socket['address']> {
-    return this.owner.socket.address();
-  }
-
-  get remoteAddress(): string | undefined {
-    return this.owner.socket.remoteAddress;
-  }
-
-  get remotePort(): number | undefined {
-    return this.owner.socket.remotePort;
-  }
-
-  get remoteFamily(): string | undefined {
-    return this.owner.socket.remoteFamily;
-  }
-
-  get localAddress(): string | undefined {
-    return this.owner.socket.localAddress;
-  }
-
-  get localPort(): number | undefined {
-    return this.owner.socket.localPort;
-  }
-}
-
 type Phase = 'head' | 'body-length' | 'body-chunked' | 'passthrough' | 'gone';
 
 /** One handed-off connection under per-request framing. */
-class ReusedConnection {
+class ReusedConnection implements SegmentOwner, LinkUser {
   private readonly segment: Segment;
+  /** The app sees the client socket's own addresses. */
+  readonly endpoints: net.Socket;
+  /** key.reuse "forward": the link requests go to now (null: this worker's own server), and its slot. */
+  private remote: FrontLink | null = null;
+  private remoteSlot = -1;
+  /** The back's server ended its side (its last response closes the connection). */
+  private remoteEnded = false;
   /** Read from the socket and neither fed nor handed back, from a boundary on (in 'head'). */
   private pending: Buffer = EMPTY;
   private phase: Phase = 'head';
@@ -282,10 +200,18 @@ class ReusedConnection {
     if (this.handingBack) return;
     this.phase = 'gone';
     this.clearHeadTimer();
+    this.dropRemote();
     this.segment.destroy();
   };
   private readonly onTimeout = (): void => {
-    this.segment.emit('timeout');
+    // While requests go over a link, the back's server keeps the idle timeout (on the link).
+    if (this.remote === null) this.segment.emit('timeout');
+  };
+  /** A link's response bytes wait for the client socket to drain. */
+  private clientBlocked = false;
+  private readonly onClientDrain = (): void => {
+    this.clientBlocked = false;
+    this.remote?.resume();
   };
 
   constructor(
@@ -293,6 +219,7 @@ class ReusedConnection {
     private info: ConnectionInfo,
     private readonly ctx: ReuseContext,
   ) {
+    this.endpoints = socket;
     this.segment = new Segment(this);
     (this.segment as unknown as Record<symbol, unknown>)[CONNECTION_INFO] = info;
   }
@@ -362,9 +289,9 @@ class ReusedConnection {
    * bytes, or for responses before a hand-back) or handed the connection back.
    */
   private atBoundary(): boolean {
-    // The app's server closes after this response (Connection: close, HTTP/1.0):
+    // The server closes after this response (Connection: close, HTTP/1.0):
     // later bytes would not be read by it either.
-    if (this.segment.writableEnded || this.segment.destroyed) {
+    if (this.segment.writableEnded || this.segment.destroyed || this.remoteEnded) {
       this.pending = EMPTY;
       return false;
     }
@@ -380,30 +307,35 @@ class ReusedConnection {
     }
     this.clearHeadTimer();
     if (parsed.kind === 'error') {
-      // The app's server answers it (400, 431) exactly as without key.reuse.
+      // The server answers it (400, 431) exactly as without key.reuse.
       this.enterPassthrough(parsed.code);
       return true;
     }
     const head = parsed.value;
     const headLength = parsed.consumed;
+    const framing = requestFraming(this.pending, 0, headLength, head);
     if (this.fed > 0) {
       const to = destination(head, this.info, this.ctx);
-      if (to.slot !== this.ctx.slot) {
-        if (!this.clientEnded) {
-          // Every response so far must be complete before the socket can go.
-          if (this.answered === this.fed) this.handBack(to);
-          return false;
-        }
-        // A half-closed client cannot be handed on (its FIN is already read here).
-        offWorkerRequests.inc();
-      }
-      // Served here: the app sees this request's key.
-      if (to.key.key !== this.info.key || to.key.source !== this.info.keySource) {
+      const keyChanged = to.key.key !== this.info.key || (to.stickySlot === -1 ? to.key.source : 'sticky') !== this.info.keySource;
+      const current = this.remote === null ? this.ctx.slot : this.remoteSlot;
+      // Another worker, or another client on a link (the back must not see
+      // the new client while it still answers the last): every response so
+      // far must be complete first.
+      if ((to.slot !== current || (keyChanged && this.remote !== null)) && this.answered !== this.fed) return false;
+      if (to.slot !== current && !this.switchTo(to, framing.kind === 'length' || framing.kind === 'chunked')) return false;
+      // Served here or over the link: the app sees this request's key.
+      if (keyChanged) {
         this.info = { ...this.info, key: to.key.key, keySource: to.stickySlot === -1 ? to.key.source : 'sticky' };
         (this.segment as unknown as Record<symbol, unknown>)[CONNECTION_INFO] = this.info;
       }
     }
-    const framing = requestFraming(this.pending, 0, headLength, head);
+    if (this.remote !== null) {
+      // Nothing leaves before the link is up: if it never comes up, the request is decided again.
+      if (!this.remote.connected) return false;
+      const socket = this.socket;
+      this.remote.sendInfo({ info: this.info, remoteAddress: socket.remoteAddress, remotePort: socket.remotePort, remoteFamily: socket.remoteFamily, localAddress: socket.localAddress, localPort: socket.localPort });
+      forwardedRequests.inc();
+    }
     if (framing.kind === 'opaque') {
       this.enterPassthrough('upgrade');
       return true;
@@ -425,6 +357,99 @@ class ReusedConnection {
     return true;
   }
 
+  /**
+   * Sends the next request (and those after it, until the next switch) to
+   * `to`, every earlier response being complete: this worker's own server, a
+   * link to its worker (key.reuse "forward", for a request whose end the
+   * framer knows: an Upgrade or CONNECT goes back to the master instead, to be
+   * served without a relay), or back to the master. True when the request can
+   * be fed now; false when it waits (a link connecting) or has gone.
+   */
+  private switchTo(to: Destination, framed: boolean): boolean {
+    this.releaseRemote();
+    if (to.slot === this.ctx.slot) return true;
+    const links = this.ctx.links;
+    const pid = framed && links !== null ? readyPid(to.slot) : 0;
+    if (links !== null && pid !== 0 && links.usable(pid)) {
+      this.remote = links.acquire(pid, this);
+      this.remoteSlot = to.slot;
+      // The back's server keeps the idle timeout from now on (see onTimeout).
+      this.socket.setTimeout(0);
+      return this.remote.connected;
+    }
+    if (!this.clientEnded) {
+      this.handBack(to);
+      return false;
+    }
+    // A half-closed client cannot be handed on (its FIN is already read here): served here, counted.
+    offWorkerRequests.inc();
+    return true;
+  }
+
+  /** The link's session is over (every response on it complete): it goes back to the pool. */
+  private releaseRemote(): void {
+    const remote = this.remote;
+    if (remote === null) return;
+    this.remote = null;
+    this.remoteSlot = -1;
+    remote.release();
+  }
+
+  /** The client connection is going away: the link cannot be reused. */
+  private dropRemote(): void {
+    const remote = this.remote;
+    if (remote === null) return;
+    this.remote = null;
+    remote.destroy();
+  }
+
+  onLinkReady(): void {
+    this.advance();
+  }
+
+  onLinkData(bytes: Buffer): void {
+    // The frames of one read from the link leave in one writev.
+    corkFor(this.socket, false);
+    if (!this.writeOut([bytes]) && !this.clientBlocked) {
+      this.clientBlocked = true;
+      this.remote?.pause();
+      this.socket.once('drain', this.onClientDrain);
+    }
+  }
+
+  onLinkDone(): void {
+    this.onResponseDone();
+  }
+
+  onLinkEnd(): void {
+    // The back's server closes the connection after this response: so do we, once it is written.
+    this.remoteEnded = true;
+    this.releaseRemote();
+    this.pending = EMPTY;
+    this.socket.end();
+  }
+
+  onLinkGone(): void {
+    const remote = this.remote;
+    this.remote = null;
+    this.remoteSlot = -1;
+    if (remote !== null && !remote.connected) {
+      // It never connected (the worker is going): nothing was sent; decide again.
+      this.ctx.links?.markDown(remote.pid);
+      this.advance();
+      return;
+    }
+    // The back reset the session (a timeout, an error, or it died): the client's connection goes too.
+    this.phase = 'gone';
+    this.clearHeadTimer();
+    if (!this.socket.destroyed) this.socket.destroySoon();
+    this.segment.destroy();
+  }
+
+  onLinkDrain(): void {
+    this.onSegmentRead();
+  }
+
   /** From now on every byte goes to the app's server: no more per-request decisions here. */
   private enterPassthrough(reason: string): void {
     passthroughs.inc({ reason });
@@ -433,14 +458,16 @@ class ReusedConnection {
   }
 
   private feed(bytes: Buffer): void {
-    if (bytes.length === 0) return;
-    if (!this.segment.push(bytes)) this.segmentFull = true;
+    // After the back's server closed the connection nothing more is served.
+    if (bytes.length === 0 || this.remoteEnded) return;
+    if (!(this.remote === null ? this.segment.push(bytes) : this.remote.send(bytes))) this.segmentFull = true;
   }
 
   private feedEnd(): void {
     if (this.endFed) return;
     this.endFed = true;
-    this.segment.push(null);
+    if (this.remote === null) this.segment.push(null);
+    else this.remote.sendEnd();
   }
 
   /** Reads from the socket only while the app's server keeps up and little is buffered ahead. */
@@ -484,15 +511,19 @@ class ReusedConnection {
     this.updateFlow();
   }
 
-  /** Writes the app's bytes to the client; `done` once the socket took them (a hand-back waits for all). */
-  writeOut(chunks: Buffer[], done: (error?: Error | null) => void): void {
+  /**
+   * Writes the app's bytes (or a link's) to the client; `done` once the
+   * socket took them (a hand-back waits for all). False when the socket
+   * buffers more than its high-water mark.
+   */
+  writeOut(chunks: Buffer[], done?: (error?: Error | null) => void): boolean {
     this.writesInFlight++;
     const socket = this.socket;
     if (chunks.length > 1) socket.cork();
     for (let i = 0; i < chunks.length - 1; i++) socket.write(chunks[i] as Buffer);
-    socket.write(chunks[chunks.length - 1] as Buffer, (error) => {
+    const flowing = socket.write(chunks[chunks.length - 1] as Buffer, (error) => {
       this.writesInFlight--;
-      done(error ?? null);
+      done?.(error ?? null);
       if (this.writesInFlight === 0 && this.onFlushed !== null) {
         const flushed = this.onFlushed;
         this.onFlushed = null;
@@ -500,11 +531,12 @@ class ReusedConnection {
       }
     });
     if (chunks.length > 1) socket.uncork();
+    return flowing;
   }
 
   /** The app's server ended its side (it closes the connection after a response). */
   onSegmentFinal(): void {
-    if (!this.handingBack) this.socket.end();
+    if (!this.handingBack && this.remote === null) this.socket.end();
   }
 
   /** The app's server destroyed the segment (error, timeout) or the client left. */
@@ -512,6 +544,7 @@ class ReusedConnection {
     if (this.handingBack) return;
     this.phase = 'gone';
     this.clearHeadTimer();
+    this.dropRemote();
     // Whatever the server wrote last (a 400, a 408) goes out before the close.
     if (!this.socket.destroyed) this.socket.destroySoon();
   }
@@ -644,10 +677,14 @@ function headerList(value: string | string[] | undefined): readonly string[] {
   return Array.isArray(value) ? value : [value];
 }
 
-/** The hooks for a key.reuse mode (none for "handback" requests: the connection hook does it all). */
+/**
+ * The hooks for a key.reuse mode (none for "handback" and "forward" requests:
+ * the connection hook does it all; "forward" when `ctx.links` is set).
+ */
 export function reuseHooks(mode: ReuseMode, ctx: ReuseContext): { connection: ReturnType<typeof handbackConnectionHook> | null; request: RequestHook | null } {
   switch (mode) {
     case 'handback':
+    case 'forward':
       return { connection: handbackConnectionHook(ctx), request: null };
     case 'close':
       return { connection: null, request: closeRequestHook(ctx.rules, ctx.stickyCookie !== undefined) };

@@ -15,6 +15,7 @@ import { reuseMode } from '../src/key/reuse.js';
 import { reuseHooks, setPoolView } from './reuse.js';
 import { stickyCookieHook } from './sticky-cookie.js';
 import { openFdChannel } from './fd-channel.js';
+import { LinkPool, linkPath, listenForLinks } from './link.js';
 import type { HandoffReceiver } from '../src/pool/handoff-batch.js';
 
 /**
@@ -37,6 +38,10 @@ let draining = false;
 let activeReport: NodeJS.Timeout | null = null;
 /** The fd channel from the master (batched hand-offs), when it made one and this worker can read it. */
 let fdReceiver: HandoffReceiver | null = null;
+/** Links from other workers open here (key.reuse "forward"): a draining worker waits for them too. */
+let openLinks = 0;
+/** key.reuse "forward": where this worker listens for links (the master's directory), or null. */
+const linkDir = process.env.STICKY_LINK_DIR ?? null;
 
 function send(message: WorkerMessage): void {
   if (process.connected) process.send?.(message);
@@ -84,13 +89,14 @@ requestHooks.push(...edgeHooks(config, log));
 /** Connection hooks, in order. */
 const connectionHooks: ConnectionHook[] = [];
 // config.stickyCookie and key.reuse (issue 8). Under TLS the runtime cannot
-// frame the encrypted bytes itself, so "handback" acts as "close" there.
+// frame the encrypted bytes itself, so "handback" and "forward" act as "close" there.
 if (config.stickyCookie) requestHooks.push(stickyCookieHook(config.stickyCookie, slot, config.tls !== undefined));
 const reuseModeInEffect = reuseMode(config.key);
 // "off" installs nothing unless set explicitly, and then only counts what it misroutes.
 if (reuseModeInEffect !== 'off' || config.key.reuse === 'off') {
   const mode = reuseModeInEffect;
-  const reuse = reuseHooks(config.tls && mode === 'handback' ? 'close' : mode, {
+  const framed = mode === 'handback' || mode === 'forward';
+  const reuse = reuseHooks(config.tls && framed ? 'close' : mode, {
     slot,
     rules: config.key,
     stickyCookie: config.stickyCookie,
@@ -106,6 +112,7 @@ if (reuseModeInEffect !== 'off' || config.key.reuse === 'off') {
       // process's descriptor once the master has its own.
       process.send(message, socket, { keepOpen: false }, (error: Error | null) => done(error ?? null));
     },
+    links: mode === 'forward' && linkDir !== null ? new LinkPool(linkDir) : null,
   });
   if (reuse.connection) connectionHooks.push(reuse.connection);
   if (reuse.request) requestHooks.push(reuse.request);
@@ -132,7 +139,7 @@ function onConnection(bytes: Buffer, info: ConnectionInfo, handle: net.Socket | 
   socket.once('close', () => {
     active--;
     reportActive();
-    if (draining && active === 0) process.exit(0);
+    exitWhenIdle();
   });
   for (const hook of connectionHooks) {
     if (hook(socket, bytes, info)) {
@@ -181,8 +188,13 @@ function onDrain(timeoutMs: number): void {
     const sweep = setInterval(() => httpServer.closeIdleConnections(), 100);
     sweep.unref();
   }
-  if (active === 0) process.exit(0);
+  exitWhenIdle();
   setTimeout(() => process.exit(0), timeoutMs).unref();
+}
+
+/** A draining worker exits once no client connection and no link from another worker is open. */
+function exitWhenIdle(): void {
+  if (draining && active === 0 && openLinks === 0) process.exit(0);
 }
 
 const handlers: { [K in MasterMessage['type']]: (message: Extract<MasterMessage, { type: K }>, handle: net.Socket | object | undefined) => void } = {
@@ -192,7 +204,7 @@ const handlers: { [K in MasterMessage['type']]: (message: Extract<MasterMessage,
   },
   drain: (message) => onDrain(message.timeoutMs),
   'reload-tls': () => tlsFront?.reload(),
-  'pool-view': (message) => setPoolView(message.slotCount, message.ready),
+  'pool-view': (message) => setPoolView(message.slotCount, message.ready, message.pids),
   metrics: (message) => {
     void workerRegistry.getMetricsAsJSON().then((metrics) => send({ type: 'metrics', id: message.id, metrics }));
   },
@@ -227,6 +239,22 @@ async function main(): Promise<void> {
     // upgrade) is ignored rather than crashing the worker.
     if (handler) handler(message, handle as net.Socket | object | undefined);
   });
+  // key.reuse "forward": other workers relay requests here; listening before 'ready' (the master names this worker to them after it).
+  if (linkDir !== null && reuseModeInEffect === 'forward' && !config.tls) {
+    try {
+      await listenForLinks(linkPath(linkDir, process.pid), {
+        slot,
+        server: () => server,
+        onLinkCount: (open) => {
+          openLinks += open ? 1 : -1;
+          if (!open) exitWhenIdle();
+        },
+      });
+    } catch (error) {
+      // The others find no link here and hand such requests back through the master instead.
+      log.warn({ err: (error as Error).message }, 'cannot listen for links from other workers; key.reuse "forward" hands back to this worker');
+    }
+  }
   // Connections in batches on the fd channel (acknowledged there), when the master made one.
   fdReceiver = openFdChannel(process.env.STICKY_FD_CHANNEL, (entry, handle) => onConnection(entry.bytes, entry.info, handle), log);
   process.on('SIGTERM', () => onDrain(config.workers.drainTimeoutMs));

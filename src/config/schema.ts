@@ -40,7 +40,7 @@ const key = z.strictObject({
     .default(['cookie', 'proxy', 'forwarded', 'remote']),
   cookie: z.string().min(1).regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'expected a cookie name (RFC 6265 token)').default('sid'),
   forwardedTrustedHops: positiveInt.max(64).default(1),
-  reuse: z.enum(['handback', 'close', 'off']).optional(),
+  reuse: z.enum(['handback', 'forward', 'close', 'off']).optional(),
 });
 
 const proxyProtocol = z.strictObject({

@@ -12,11 +12,15 @@ import type { KeySource } from './derive.js';
  * - `handback`: the worker runtime frames each request itself; one whose key
  *   belongs to another worker makes it hand the connection (and the bytes of
  *   that request) back to the master, which routes it like a new connection.
+ * - `forward`: the same framing; such a request is relayed to its worker over
+ *   a worker-to-worker link (workers/link.ts) and its response relayed back,
+ *   the client's connection staying where it is (a request the framer cannot
+ *   delimit, an Upgrade or CONNECT, is handed back instead).
  * - `close`: responses on such connections carry `Connection: close`, so the
  *   proxy opens a fresh connection (decided by the master) per request.
  * - `off`: the first request decides for the whole connection.
  */
-export type ReuseMode = 'handback' | 'close' | 'off';
+export type ReuseMode = 'handback' | 'forward' | 'close' | 'off';
 
 /**
  * The mode when `key.reuse` is not set. `handback`: it is correct (like

@@ -498,9 +498,11 @@ export class Balancer {
     if (signature === this.poolViewSignature) return;
     this.poolViewSignature = signature;
     const ready = Array.from(this.pool.readyMask.subarray(0, count));
+    // The pids name each ready worker's link (key.reuse "forward", workers/link.ts).
+    const pids = ready.map((isReady, slot) => (isReady === 1 ? (this.pool.worker(slot)?.pid ?? 0) : 0));
     for (let slot = 0; slot < count; slot++) {
       const proc = this.pool.worker(slot);
-      if (proc) this.pool.send(proc, { type: 'pool-view', slotCount: count, ready }, undefined, ignoreError);
+      if (proc) this.pool.send(proc, { type: 'pool-view', slotCount: count, ready, pids }, undefined, ignoreError);
     }
   }
 }

@@ -1,8 +1,12 @@
 import cluster, { type Worker } from 'node:cluster';
+import { mkdtempSync, rmSync } from 'node:fs';
 import type { Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { MasterMetrics } from '../admin/metrics.js';
 import type { ResolvedConfig } from '../config/load.js';
+import { reuseMode } from '../key/reuse.js';
 import { MAX_SLOTS, pickSlot } from '../ring/rendezvous.js';
 import { HEALTHY_UPTIME_MS, respawnDelayMs } from './backoff.js';
 import { pickBounded } from './bounded-load.js';
@@ -107,6 +111,8 @@ export class WorkerPool {
   private readonly loads = new Float64Array(MAX_SLOTS);
   /** The fd-passing addon, when built and not turned off (workers.handoff "ipc"). */
   private readonly fdpass: FdPassBinding | null;
+  /** key.reuse "forward": the directory (mode 0700) where each worker listens for links from the others. */
+  private linkDir: string | null = null;
 
   constructor(
     config: ResolvedConfig,
@@ -384,12 +390,22 @@ export class WorkerPool {
     this.updateGauges();
     for (const resolve of this.readyWaiters.splice(0)) resolve();
     await Promise.all([...this.retiring].map((proc) => this.exited(proc)));
+    if (this.linkDir !== null) rmSync(this.linkDir, { recursive: true, force: true });
+    this.linkDir = null;
+  }
+
+  /** The links' directory when key.reuse is "forward" (made on first use), else null. */
+  private linkDirectory(): string | null {
+    if (reuseMode(this.config.key) !== 'forward' || this.config.tls !== undefined) return null;
+    this.linkDir ??= mkdtempSync(join(tmpdir(), 'sticky-links-'));
+    return this.linkDir;
   }
 
   /** Forks a worker into `slot`. With `replacing`, the old one serves until the new one is ready. */
   private fork(slot: number, replacing?: WorkerProc): WorkerProc {
     // The worker's end of its fd channel becomes its descriptor 4 (after stdio and the IPC channel).
     const pair = this.fdpass?.socketpair() ?? null;
+    const linkDir = this.linkDirectory();
     if (pair !== null) cluster.setupPrimary({ stdio: ['inherit', 'inherit', 'inherit', 'ipc', pair[1]] });
     let worker: Worker;
     try {
@@ -397,6 +413,7 @@ export class WorkerPool {
         STICKY_SLOT: String(slot),
         STICKY_CONFIG: JSON.stringify(this.config),
         ...(pair === null ? {} : { STICKY_FD_CHANNEL: String(WORKER_FD_CHANNEL) }),
+        ...(linkDir === null ? {} : { STICKY_LINK_DIR: linkDir }),
       });
     } finally {
       if (pair !== null) {

@@ -1,0 +1,143 @@
+import type http from 'node:http';
+import type net from 'node:net';
+import { Duplex } from 'node:stream';
+
+/** The addresses a segment presents to the app (a net.Socket has them all). */
+export interface Endpoints {
+  readonly remoteAddress?: string | undefined;
+  readonly remotePort?: number | undefined;
+  readonly remoteFamily?: string | undefined;
+  readonly localAddress?: string | undefined;
+  readonly localPort?: number | undefined;
+}
+
+/** What feeds a {@link Segment} and takes what the app's server writes to it. */
+export interface SegmentOwner {
+  /** The real stream behind it: timeouts and socket options go to it. */
+  readonly socket: net.Socket;
+  /** The client's addresses as the app must see them. */
+  readonly endpoints: Endpoints;
+  /** The app's server finished a response (every byte of it written). */
+  onResponseDone(): void;
+  /** The app's server wants more bytes. */
+  onSegmentRead(): void;
+  /** The app's bytes for the client; `done` once they are taken. */
+  writeOut(chunks: Buffer[], done: (error?: Error | null) => void): void;
+  /** The app's server ended its side. */
+  onSegmentFinal(): void;
+  /** The app's server destroyed the segment (or the client left). */
+  onSegmentDestroy(): void;
+}
+
+/**
+ * Stands in for the client socket in front of the app's http server: what the
+ * runtime feeds comes out as the socket's data; what the server writes goes to
+ * the owner. Timeouts and socket options go to the owner's real stream; the
+ * addresses are the owner's endpoints (key.reuse framing, workers/reuse.ts; and
+ * the back end of a worker-to-worker link, workers/link.ts).
+ */
+export class Segment extends Duplex {
+  constructor(private readonly owner: SegmentOwner) {
+    // allowHalfOpen: the client's FIN must not end the response side (http.Server relies on it).
+    super({ allowHalfOpen: true });
+    // After the http server lets go of a segment (upgrade handed to the app,
+    // or destroyed), an error with no listener must not crash the worker.
+    this.on('error', ignore);
+  }
+
+  /**
+   * Node's http server sets the response it is writing here and clears it
+   * when that response has finished ("_httpMessage", lib/_http_server.js
+   * assignSocket/detachSocket, Node 12-22). That is how the runtime knows a
+   * response is complete whatever the app does (checkContinue, 417, 400 for a
+   * missing Host included), without patching responses.
+   */
+  private currentResponse: http.ServerResponse | null = null;
+  get _httpMessage(): http.ServerResponse | null {
+    return this.currentResponse;
+  }
+  set _httpMessage(response: http.ServerResponse | null) {
+    const finished = this.currentResponse !== null && response === null;
+    this.currentResponse = response;
+    if (finished) this.owner.onResponseDone();
+  }
+
+  override _read(): void {
+    this.owner.onSegmentRead();
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, done: (error?: Error | null) => void): void {
+    this.owner.writeOut([chunk], done);
+  }
+
+  override _writev(chunks: Array<{ chunk: Buffer }>, done: (error?: Error | null) => void): void {
+    this.owner.writeOut(
+      chunks.map((entry) => entry.chunk),
+      done,
+    );
+  }
+
+  override _final(done: (error?: Error | null) => void): void {
+    this.owner.onSegmentFinal();
+    done();
+  }
+
+  override _destroy(error: Error | null, done: (error?: Error | null) => void): void {
+    this.owner.onSegmentDestroy();
+    done(error);
+  }
+
+  setTimeout(ms: number, callback?: () => void): this {
+    this.owner.socket.setTimeout(ms);
+    if (callback) this.once('timeout', callback);
+    return this;
+  }
+
+  setNoDelay(noDelay?: boolean): this {
+    this.owner.socket.setNoDelay(noDelay);
+    return this;
+  }
+
+  setKeepAlive(enable?: boolean, initialDelay?: number): this {
+    this.owner.socket.setKeepAlive(enable, initialDelay);
+    return this;
+  }
+
+  ref(): this {
+    return this;
+  }
+
+  unref(): this {
+    return this;
+  }
+
+  address(): ReturnType<net.Socket['address']> {
+    const endpoints = this.owner.endpoints;
+    if (endpoints === this.owner.socket) return this.owner.socket.address();
+    return { address: endpoints.localAddress ?? '', family: endpoints.remoteFamily ?? '', port: endpoints.localPort ?? 0 };
+  }
+
+  get remoteAddress(): string | undefined {
+    return this.owner.endpoints.remoteAddress;
+  }
+
+  get remotePort(): number | undefined {
+    return this.owner.endpoints.remotePort;
+  }
+
+  get remoteFamily(): string | undefined {
+    return this.owner.endpoints.remoteFamily;
+  }
+
+  get localAddress(): string | undefined {
+    return this.owner.endpoints.localAddress;
+  }
+
+  get localPort(): number | undefined {
+    return this.owner.endpoints.localPort;
+  }
+}
+
+function ignore(): void {
+  // Errors on a segment that is closing anyway; its owner does the bookkeeping.
+}
