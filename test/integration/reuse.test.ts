@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type net from 'node:net';
+import { existsSync, readdirSync, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { getMetricsText, getWorkers } from '../helpers/admin.js';
@@ -134,8 +136,109 @@ for (const handoff of ['auto', 'ipc'] as const) t.test(`handback (workers.handof
   t.equal(await metric(balancer, 'sticky_worker_requests_off_worker_total'), 0, 'no request served off its worker');
 });
 
-t.test('handback with the demo app: GET pids and POST /echo bodies', async (t) => {
-  const balancer = await startBalancer({ key: { reuse: 'handback' }, workers: { count: 2, app: DEMO_APP } });
+t.test('forward: 100 requests on one keep-alive connection, keys alternating between workers, relayed over a link', async (t) => {
+  const balancer = await startBalancer({ key: { reuse: 'forward' }, workers: { count: 2, app: REUSE_APP } });
+  t.teardown(() => balancer.stop());
+  const pids = await pidsBySlot(balancer);
+  const [slot0, slot1] = keysBySlot(2, 2) as [string[], string[]];
+  const socket = await connect(balancer.port);
+  const watch = closedWatch(socket);
+  let wrong = 0;
+  let corrupt = 0;
+  for (let i = 0; i < 100; i++) {
+    const slot = i % 2;
+    const key = (slot === 0 ? slot0 : slot1)[(i >> 1) % 2] as string;
+    const planned = plan(i, key);
+    // Split writes: heads and bodies cross segment boundaries on their way to the link.
+    for (let at = 0; at < planned.bytes.length; at += 1000) socket.write(planned.bytes.subarray(at, at + 1000));
+    const response = await readResponse(socket);
+    if (response.status !== 200 || Number(response.fields.get('x-pid')) !== pids.get(slot)) wrong++;
+    if (!response.body.equals(planned.body)) corrupt++;
+    if (response.fields.get('x-key') !== key) t.fail(`request ${i}: the app saw key ${response.fields.get('x-key')}, expected ${key}`);
+    if (response.fields.get('x-worker') !== String(slot)) t.fail(`request ${i}: the app saw worker ${response.fields.get('x-worker')}, expected ${slot}`);
+  }
+  t.equal(wrong, 0, "every response came from its key's worker");
+  t.equal(corrupt, 0, 'every body came back byte for byte (GET, Content-Length, chunked, empty)');
+  t.equal(watch.closed, false, 'the client connection was never closed');
+  socket.destroy();
+  t.equal(await metric(balancer, 'sticky_worker_forwarded_requests_total'), 50, "every request of the other worker's keys relayed (the connection stayed on the first)");
+  t.equal(await metric(balancer, 'sticky_handbacks_total'), 0, 'nothing went back through the master');
+  t.equal(await metric(balancer, 'sticky_worker_requests_off_worker_total'), 0, 'no request served off its worker');
+});
+
+t.test('forward: the app behind a link sees the client address; Connection: close on a relayed request closes the client connection after its response', async (t) => {
+  const balancer = await startBalancer({ key: { reuse: 'forward' }, workers: { count: 2, app: DEMO_APP } });
+  t.teardown(() => balancer.stop());
+  const pids = await pidsBySlot(balancer);
+  const [slot0, slot1] = keysBySlot(2, 1) as [string[], string[]];
+  const socket = await connect(balancer.port);
+  socket.write(`GET /who HTTP/1.1\r\nhost: x\r\nx-forwarded-for: ${slot0[0]}\r\n\r\n`);
+  const here = JSON.parse((await readResponse(socket)).body.toString()) as Record<string, unknown>;
+  socket.write(`GET /who HTTP/1.1\r\nhost: x\r\nx-forwarded-for: ${slot1[0]}\r\nconnection: close\r\n\r\n`);
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  const relayed = await readResponse(socket);
+  const there = JSON.parse(relayed.body.toString()) as Record<string, unknown>;
+  t.equal(there.pid, pids.get(1), "served by its key's worker");
+  t.equal(there.key, slot1[0]);
+  t.equal(there.worker, 1);
+  t.equal(there.clientIp, here.clientIp, "the relayed request's socket shows the same client address as the first");
+  t.equal(there.clientPort, here.clientPort, "and port");
+  t.equal(relayed.fields.get('connection'), 'close');
+  await closed;
+  t.pass('the client connection closed after the response');
+});
+
+t.test('forward: a link that will not connect falls back to handing the connection back', async (t) => {
+  const balancer = await startBalancer({ key: { reuse: 'forward' }, workers: { count: 2, app: REUSE_APP } });
+  t.teardown(() => balancer.stop());
+  const pids = await pidsBySlot(balancer);
+  const [slot0, slot1] = keysBySlot(2, 1) as [string[], string[]];
+  // Worker 1's link socket disappears (as if it were going): connects to it fail.
+  const dirs = readdirSync(tmpdir()).filter((name) => name.startsWith('sticky-links-'));
+  const path = dirs.map((dir) => join(tmpdir(), dir, `${pids.get(1)}.sock`)).find((candidate) => existsSync(candidate));
+  t.ok(path, "worker 1's link socket exists");
+  unlinkSync(path as string);
+  const socket = await connect(balancer.port);
+  const watch = closedWatch(socket);
+  for (let i = 0; i < 6; i++) {
+    const slot = i % 2;
+    socket.write(`GET /r${i} HTTP/1.1\r\nhost: x\r\nx-forwarded-for: ${(slot === 0 ? slot0 : slot1)[0]}\r\n\r\n`);
+    const response = await readResponse(socket);
+    t.equal(Number(response.fields.get('x-pid')), pids.get(slot), `request ${i} served by slot ${slot}`);
+  }
+  t.equal(watch.closed, false, 'one client connection throughout');
+  socket.destroy();
+  t.ok((await metric(balancer, 'sticky_handbacks_total')) >= 1, 'handed back instead');
+});
+
+t.test('forward: the worker behind a link dies mid-request: the client connection closes, and the next one is served', async (t) => {
+  const balancer = await startBalancer({ key: { reuse: 'forward' }, workers: { count: 2, app: REUSE_APP } });
+  t.teardown(() => balancer.stop());
+  const pids = await pidsBySlot(balancer);
+  const [slot0, slot1] = keysBySlot(2, 1) as [string[], string[]];
+  const socket = await connect(balancer.port);
+  socket.write(`GET /first HTTP/1.1\r\nhost: x\r\nx-forwarded-for: ${slot0[0]}\r\n\r\n`);
+  t.equal(Number((await readResponse(socket)).fields.get('x-pid')), pids.get(0));
+  // A POST whose body never completes: the request sits at worker 1, relayed.
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  socket.write(`POST /stuck HTTP/1.1\r\nhost: x\r\nx-forwarded-for: ${slot1[0]}\r\ncontent-length: 100\r\n\r\nabc`);
+  for (let i = 0; i < 200 && (await metric(balancer, 'sticky_worker_forwarded_requests_total')) < 1; i++) await new Promise((resolve) => setTimeout(resolve, 25));
+  process.kill(pids.get(1) as number, 'SIGKILL');
+  await closed;
+  t.pass('the client connection closed (not left hanging)');
+  await balancer.waitForLog((line) => line.msg === 'worker ready' && line.worker === 1 && line.workerPid !== pids.get(1));
+  const fresh = await connect(balancer.port);
+  fresh.write(`GET /after HTTP/1.1\r\nhost: x\r\nx-forwarded-for: ${slot0[0]}\r\n\r\n`);
+  t.equal((await readResponse(fresh)).status, 200, 'a new connection is served');
+  fresh.write(`GET /after HTTP/1.1\r\nhost: x\r\nx-forwarded-for: ${slot1[0]}\r\n\r\n`);
+  const replaced = await readResponse(fresh);
+  t.equal(replaced.status, 200, "and relayed to worker 1's replacement");
+  t.not(Number(replaced.fields.get('x-pid')), pids.get(1));
+  fresh.destroy();
+});
+
+for (const reuse of ['handback', 'forward'] as const) t.test(`${reuse} with the demo app: GET pids and POST /echo bodies`, async (t) => {
+  const balancer = await startBalancer({ key: { reuse }, workers: { count: 2, app: DEMO_APP } });
   t.teardown(() => balancer.stop());
   const pids = await pidsBySlot(balancer);
   const [slot0, slot1] = keysBySlot(2, 1) as [string[], string[]];
@@ -159,8 +262,8 @@ t.test('handback with the demo app: GET pids and POST /echo bodies', async (t) =
   socket.destroy();
 });
 
-t.test('handback: pipelined requests (all written at once) are answered in order by their workers', async (t) => {
-  const balancer = await startBalancer({ key: { reuse: 'handback' }, workers: { count: 2, app: REUSE_APP } });
+for (const reuse of ['handback', 'forward'] as const) t.test(`${reuse}: pipelined requests (all written at once) are answered in order by their workers`, async (t) => {
+  const balancer = await startBalancer({ key: { reuse }, workers: { count: 2, app: REUSE_APP } });
   t.teardown(() => balancer.stop());
   const pids = await pidsBySlot(balancer);
   const [slot0, slot1] = keysBySlot(2, 1) as [string[], string[]];
@@ -188,8 +291,8 @@ t.test('handback: pipelined requests (all written at once) are answered in order
   socket.destroy();
 });
 
-t.test('handback: Expect: 100-continue and an Upgrade go to their own key’s worker', async (t) => {
-  const balancer = await startBalancer({ key: { reuse: 'handback' }, workers: { count: 2, app: REUSE_APP } });
+for (const reuse of ['handback', 'forward'] as const) t.test(`${reuse}: Expect: 100-continue and an Upgrade go to their own key’s worker`, async (t) => {
+  const balancer = await startBalancer({ key: { reuse }, workers: { count: 2, app: REUSE_APP } });
   t.teardown(() => balancer.stop());
   const pids = await pidsBySlot(balancer);
   const [slot0, slot1] = keysBySlot(2, 1) as [string[], string[]];
