@@ -80,7 +80,7 @@ if (missing !== null) {
     return sum;
   }
 
-  for (const mode of ['handback', 'close'] as const) {
+  for (const mode of ['handback', 'forward', 'close'] as const) {
     t.test(`through nginx with upstream keep-alive, key.reuse ${mode}: 20 clients each always reach their worker`, async (t) => {
       const balancer = await startBalancer({ key: { reuse: mode, forwardedTrustedHops: 2 } });
       t.teardown(() => balancer.stop());
@@ -92,6 +92,7 @@ if (missing !== null) {
       t.same([...outcome.keysSeen].sort(), Array.from({ length: CLIENTS }, (_, i) => `10.1.0.${i + 1}`).sort(), 'the app saw each client address as its key');
       t.equal(await metric(balancer, 'sticky_worker_requests_off_worker_total'), 0, 'no request served off its worker');
       if (mode === 'handback') t.ok((await metric(balancer, 'sticky_handbacks_total')) > 0, 'nginx reused connections across clients, and they were handed back');
+      if (mode === 'forward') t.ok((await metric(balancer, 'sticky_worker_forwarded_requests_total')) > 0, 'nginx reused connections across clients, and their requests were relayed');
     });
   }
 

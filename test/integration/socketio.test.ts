@@ -78,8 +78,8 @@ const missing = nginxMissing();
 if (missing !== null) {
   t.skip(`socket.io through nginx: ${missing}`);
 } else {
-  t.test('socket.io polling, 20 clients with their own X-Forwarded-For, through nginx with upstream keep-alive', async (t) => {
-    const balancer = await startBalancer({ key: { reuse: 'handback', forwardedTrustedHops: 2 }, workers: { count: 2, app: SOCKETIO_APP } });
+  for (const reuse of ['handback', 'forward'] as const) t.test(`socket.io polling, 20 clients with their own X-Forwarded-For, through nginx with upstream keep-alive, key.reuse ${reuse}`, async (t) => {
+    const balancer = await startBalancer({ key: { reuse, forwardedTrustedHops: 2 }, workers: { count: 2, app: SOCKETIO_APP } });
     t.teardown(() => balancer.stop());
     const nginx = await startNginx(balancer.port, { location: 'proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;' });
     t.teardown(() => nginx.stop());
@@ -97,7 +97,8 @@ if (missing !== null) {
       t.same([...outcome.pids], [pidOf.get(preference(address, 2)[0] as number)], `${address}: one worker, its key's`);
     }
     t.same(engineErrors(balancer), [], 'no request reached a worker that never held its session (no misrouted "Session ID unknown", no bad request)');
-    t.ok((await metric(balancer, 'sticky_handbacks_total')) > 0, 'nginx interleaved clients on its connections; they were handed back');
+    if (reuse === 'handback') t.ok((await metric(balancer, 'sticky_handbacks_total')) > 0, 'nginx interleaved clients on its connections; they were handed back');
+    else t.ok((await metric(balancer, 'sticky_worker_forwarded_requests_total')) > 0, 'nginx interleaved clients on its connections; their requests were relayed');
   });
 
   t.test('socket.io polling with stickyCookie and no X-Forwarded-For: nginx connects from changing addresses', async (t) => {
