@@ -1,6 +1,6 @@
 /**
  * key.reuse through a real nginx (issue 8): keep-alive throughput of
- * `handback`, `close` and `off` with nginx as an HTTP reverse proxy with
+ * `handback`, `forward`, `close` and `off` with nginx as an HTTP reverse proxy with
  * upstream keep-alive in front of the balancer (2 workers, demo app), wrk
  * sending a random X-Forwarded-For from a pool of 1000 on every request (so
  * consecutive requests on nginx's pooled connections belong to different
@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { median, startMaster } from './lib/master.js';
 import { startNginx } from './lib/nginx.js';
 
-type Mode = 'handback' | 'close' | 'off';
+type Mode = 'handback' | 'forward' | 'close' | 'off';
 
 interface Options {
   durationS: number;
@@ -96,7 +96,7 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'sticky-bench-reuse-'));
   const scriptPath = join(dir, 'xff.lua');
   writeFileSync(scriptPath, WRK_SCRIPT);
-  const modes: Mode[] = ['handback', 'close', 'off'];
+  const modes: Mode[] = ['handback', 'forward', 'close', 'off'];
   const results = new Map<Mode, WrkResult[]>(modes.map((mode) => [mode, []]));
   for (let round = 0; round < options.rounds; round++) {
     for (const mode of modes) {

@@ -172,12 +172,16 @@ function nodeLauncher(name: string, setup: string, script: string): Contender {
  * about half of their requests; "off" keys the connection by its first request
  * only, and after the hand-off the master is out of the data path.
  */
-function oursContender(name: string, reuse: 'off' | null, handoff: 'auto' | 'ipc' = 'auto'): Contender {
+function oursContender(name: string, reuse: 'off' | 'forward' | null, handoff: 'auto' | 'ipc' = 'auto'): Contender {
   return {
     name,
     setup:
       'dist/master.js, 2 workers, key.order ["forwarded","remote"], proxyProtocol off, admin on, ' +
-      (reuse === null ? 'key.reuse unset (default "handback": every request sticky)' : `key.reuse "${reuse}" (the connection's first request decides)`) +
+      (reuse === null
+        ? 'key.reuse unset (default "handback": every request sticky)'
+        : reuse === 'forward'
+          ? 'key.reuse "forward" (every request sticky, relayed over worker-to-worker links)'
+          : `key.reuse "${reuse}" (the connection's first request decides)`) +
       (handoff === 'ipc' ? ', workers.handoff "ipc" (Node\'s IPC channel, one handle per message)' : ''),
     unavailable: null,
     async start(workdir) {
@@ -326,6 +330,7 @@ const nginx: Contender = {
 
 export const CONTENDERS: readonly Contender[] = [
   oursContender('ours', null),
+  oursContender('ours-forward', 'forward'),
   oursContender('ours-reuse-off', 'off'),
   oursContender('ours-ipc', null, 'ipc'),
   nodeLauncher('cluster-rr', 'node:cluster, SCHED_RR, 2 workers', 'cluster-rr.js'),

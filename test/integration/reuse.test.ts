@@ -8,6 +8,7 @@ import t from 'tap';
 import { getMetricsText, getWorkers } from '../helpers/admin.js';
 import { DEMO_APP, ROOT, connect, parseResponse, readResponse, request, startBalancer, type RawResponse, type RunningBalancer } from '../helpers/balancer.js';
 import { clientKeys, preference } from '../helpers/pool.js';
+import { RELAY_RUN_BEFORE_MOVE } from '../../workers/reuse.js';
 
 /** Answers with x-pid / x-key headers and the request body, Content-Length framed; echoes after an Upgrade. */
 const REUSE_APP = join(ROOT, 'test', 'fixtures', 'reuse-app.js');
@@ -164,6 +165,29 @@ t.test('forward: 100 requests on one keep-alive connection, keys alternating bet
   t.equal(await metric(balancer, 'sticky_worker_forwarded_requests_total'), 50, "every request of the other worker's keys relayed (the connection stayed on the first)");
   t.equal(await metric(balancer, 'sticky_handbacks_total'), 0, 'nothing went back through the master');
   t.equal(await metric(balancer, 'sticky_worker_requests_off_worker_total'), 0, 'no request served off its worker');
+});
+
+t.test('forward: a long run of requests for the link\'s worker moves the connection there', async (t) => {
+  const balancer = await startBalancer({ key: { reuse: 'forward' }, workers: { count: 2, app: REUSE_APP } });
+  t.teardown(() => balancer.stop());
+  const pids = await pidsBySlot(balancer);
+  const [slot0, slot1] = keysBySlot(2, 2) as [string[], string[]];
+  const socket = await connect(balancer.port);
+  const watch = closedWatch(socket);
+  socket.write(`GET /first HTTP/1.1\r\nhost: x\r\nx-forwarded-for: ${slot0[0]}\r\n\r\n`);
+  t.equal(Number((await readResponse(socket)).fields.get('x-pid')), pids.get(0));
+  // 40 requests of two clients of worker 1: relayed until the run is long enough, then the connection moves.
+  for (let i = 0; i < 40; i++) {
+    const planned = plan(i, slot1[i % 2] as string);
+    socket.write(planned.bytes);
+    const response = await readResponse(socket);
+    if (Number(response.fields.get('x-pid')) !== pids.get(1) || !response.body.equals(planned.body)) t.fail(`request ${i} misserved`);
+  }
+  t.equal(watch.closed, false, 'one client connection throughout');
+  socket.destroy();
+  t.equal(await metric(balancer, 'sticky_worker_forwarded_requests_total'), RELAY_RUN_BEFORE_MOVE, 'relayed up to the run limit');
+  t.equal(await metric(balancer, 'sticky_worker_handbacks_total'), 1, 'then handed back once');
+  t.equal(await metric(balancer, 'sticky_worker_requests_off_worker_total'), 0);
 });
 
 t.test('forward: the app behind a link sees the client address; Connection: close on a relayed request closes the client connection after its response', async (t) => {
