@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { join } from 'node:path';
 import { CONNECTION_INFO, type ConnectionInfo } from '../src/connection-info.js';
-import { Segment, type Endpoints, type SegmentOwner } from './segment.js';
+import { Segment, chunkBytes, writeChunk, type Endpoints, type OutChunk, type SegmentOwner } from './segment.js';
 
 /**
  * Worker-to-worker links (key.reuse "forward"). A balancer that pools its
@@ -96,13 +96,13 @@ export class FrameReader {
 }
 
 /** Writes DATA frames for `chunks` in one go; `done` once the link took the last one. */
-export function writeData(socket: net.Socket, chunks: readonly Buffer[], done?: (error?: Error | null) => void): boolean {
+export function writeData(socket: net.Socket, chunks: readonly OutChunk[], done?: (error?: Error | null) => void): boolean {
   socket.cork();
   let flowing = true;
   for (let i = 0; i < chunks.length; i++) {
-    const chunk = chunks[i] as Buffer;
-    socket.write(frameHeader(FRAME_DATA, chunk.length));
-    flowing = i === chunks.length - 1 && done !== undefined ? socket.write(chunk, done) : socket.write(chunk);
+    const chunk = chunks[i] as OutChunk;
+    socket.write(frameHeader(FRAME_DATA, chunkBytes(chunk)));
+    flowing = writeChunk(socket, chunk, i === chunks.length - 1 ? done : undefined);
   }
   socket.uncork();
   return flowing;
@@ -429,7 +429,7 @@ class BackLink implements SegmentOwner {
     if (this.socket.isPaused()) this.socket.resume();
   }
 
-  writeOut(chunks: Buffer[], done: (error?: Error | null) => void): void {
+  writeOut(chunks: OutChunk[], done: (error?: Error | null) => void): void {
     const socket = this.socket;
     if (socket.destroyed) return done(new Error('link closed'));
     // Held until the end of this turn, so that the DONE the server reports a

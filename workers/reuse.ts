@@ -12,7 +12,7 @@ import { hashKey } from '../src/ring/farmhash.js';
 import { pickSlot } from '../src/ring/rendezvous.js';
 import { corkFor, type FrontLink, type LinkPool, type LinkUser } from './link.js';
 import type { RequestHook } from './request-hooks.js';
-import { Segment, type SegmentOwner } from './segment.js';
+import { Segment, writeChunk, type OutChunk, type SegmentOwner } from './segment.js';
 import { workerRegistry } from './worker-metrics.js';
 
 /**
@@ -538,12 +538,12 @@ class ReusedConnection implements SegmentOwner, LinkUser {
    * socket took them (a hand-back waits for all). False when the socket
    * buffers more than its high-water mark.
    */
-  writeOut(chunks: Buffer[], done?: (error?: Error | null) => void): boolean {
+  writeOut(chunks: OutChunk[], done?: (error?: Error | null) => void): boolean {
     this.writesInFlight++;
     const socket = this.socket;
     if (chunks.length > 1) socket.cork();
-    for (let i = 0; i < chunks.length - 1; i++) socket.write(chunks[i] as Buffer);
-    const flowing = socket.write(chunks[chunks.length - 1] as Buffer, (error) => {
+    for (let i = 0; i < chunks.length - 1; i++) writeChunk(socket, chunks[i] as OutChunk);
+    const flowing = writeChunk(socket, chunks[chunks.length - 1] as OutChunk, (error) => {
       this.writesInFlight--;
       done?.(error ?? null);
       if (this.writesInFlight === 0 && this.onFlushed !== null) {

@@ -11,6 +11,14 @@ export interface Endpoints {
   readonly localPort?: number | undefined;
 }
 
+/**
+ * What the app's server writes: Node's http server writes its heads (and
+ * string bodies) as strings; the segment passes them on as they are, like a
+ * net.Socket, instead of converting each to a Buffer first (measured: ~1 µs
+ * and garbage per response).
+ */
+export type OutChunk = Buffer | { readonly text: string; readonly encoding: BufferEncoding };
+
 /** What feeds a {@link Segment} and takes what the app's server writes to it. */
 export interface SegmentOwner {
   /** The real stream behind it: timeouts and socket options go to it. */
@@ -21,8 +29,8 @@ export interface SegmentOwner {
   onResponseDone(): void;
   /** The app's server wants more bytes. */
   onSegmentRead(): void;
-  /** The app's bytes for the client; `done` once they are taken. */
-  writeOut(chunks: Buffer[], done: (error?: Error | null) => void): void;
+  /** The app's bytes for the client (strings with their encodings); `done` once they are taken. */
+  writeOut(chunks: OutChunk[], done: (error?: Error | null) => void): void;
   /** The app's server ended its side. */
   onSegmentFinal(): void;
   /** The app's server destroyed the segment (or the client left). */
@@ -39,7 +47,7 @@ export interface SegmentOwner {
 export class Segment extends Duplex {
   constructor(private readonly owner: SegmentOwner) {
     // allowHalfOpen: the client's FIN must not end the response side (http.Server relies on it).
-    super({ allowHalfOpen: true });
+    super({ allowHalfOpen: true, decodeStrings: false });
     // After the http server lets go of a segment (upgrade handed to the app,
     // or destroyed), an error with no listener must not crash the worker.
     this.on('error', ignore);
@@ -66,13 +74,13 @@ export class Segment extends Duplex {
     this.owner.onSegmentRead();
   }
 
-  override _write(chunk: Buffer, _encoding: BufferEncoding, done: (error?: Error | null) => void): void {
-    this.owner.writeOut([chunk], done);
+  override _write(chunk: Buffer | string, encoding: BufferEncoding, done: (error?: Error | null) => void): void {
+    this.owner.writeOut([outChunk(chunk, encoding)], done);
   }
 
-  override _writev(chunks: Array<{ chunk: Buffer }>, done: (error?: Error | null) => void): void {
+  override _writev(chunks: Array<{ chunk: Buffer | string; encoding: BufferEncoding }>, done: (error?: Error | null) => void): void {
     this.owner.writeOut(
-      chunks.map((entry) => entry.chunk),
+      chunks.map((entry) => outChunk(entry.chunk, entry.encoding)),
       done,
     );
   }
@@ -136,6 +144,21 @@ export class Segment extends Duplex {
   get localPort(): number | undefined {
     return this.owner.endpoints.localPort;
   }
+}
+
+function outChunk(chunk: Buffer | string, encoding: BufferEncoding): OutChunk {
+  return typeof chunk === 'string' ? { text: chunk, encoding } : chunk;
+}
+
+/** Writes one chunk to a socket (a string with its encoding, as net.Socket takes it). */
+export function writeChunk(socket: net.Socket, chunk: OutChunk, done?: (error?: Error | null) => void): boolean {
+  if (Buffer.isBuffer(chunk)) return done === undefined ? socket.write(chunk) : socket.write(chunk, done);
+  return done === undefined ? socket.write(chunk.text, chunk.encoding) : socket.write(chunk.text, chunk.encoding, done);
+}
+
+/** A chunk's length in bytes. */
+export function chunkBytes(chunk: OutChunk): number {
+  return Buffer.isBuffer(chunk) ? chunk.length : Buffer.byteLength(chunk.text, chunk.encoding);
 }
 
 function ignore(): void {
