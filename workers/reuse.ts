@@ -336,12 +336,18 @@ class ReusedConnection implements SegmentOwner, LinkUser {
       // far must be complete first.
       if ((to.slot !== current || (keyChanged && this.remote !== null)) && this.answered !== this.fed) return false;
       if (to.slot !== current && !this.switchTo(to, framing.kind === 'length' || framing.kind === 'chunked')) return false;
-      // A long run of requests for the link's worker: the connection moves
-      // there (through the master) instead of relaying every one of them.
-      if (to.slot === current && this.remote !== null && this.relayRun >= RELAY_RUN_BEFORE_MOVE && this.answered === this.fed && !this.clientEnded) {
-        this.releaseRemote();
-        this.handBack(to);
-        return false;
+      if (to.slot === current && this.remote !== null) {
+        // An Upgrade or CONNECT for the link's worker: its tunnel should not
+        // run through two processes, so the connection moves there (through
+        // the master) once every response so far is complete.
+        const opaque = framing.kind === 'opaque';
+        if (opaque && this.answered !== this.fed) return false;
+        // So does a long run of requests for it, instead of relaying every one.
+        if ((opaque || (this.relayRun >= RELAY_RUN_BEFORE_MOVE && this.answered === this.fed)) && !this.clientEnded) {
+          this.releaseRemote();
+          this.handBack(to);
+          return false;
+        }
       }
       // Served here or over the link: the app sees this request's key.
       if (keyChanged) {

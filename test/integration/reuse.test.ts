@@ -190,6 +190,34 @@ t.test('forward: a long run of requests for the link\'s worker moves the connect
   t.equal(await metric(balancer, 'sticky_worker_requests_off_worker_total'), 0);
 });
 
+t.test('forward: an Upgrade for the worker a link already serves moves the connection there (no tunnel through two processes)', async (t) => {
+  const balancer = await startBalancer({ key: { reuse: 'forward' }, workers: { count: 2, app: REUSE_APP } });
+  t.teardown(() => balancer.stop());
+  const pids = await pidsBySlot(balancer);
+  const [slot0, slot1] = keysBySlot(2, 1) as [string[], string[]];
+  const socket = await connect(balancer.port);
+  socket.write(`GET /first HTTP/1.1\r\nhost: x\r\nx-forwarded-for: ${slot0[0]}\r\n\r\n`);
+  t.equal(Number((await readResponse(socket)).fields.get('x-pid')), pids.get(0));
+  socket.write(`GET /relayed HTTP/1.1\r\nhost: x\r\nx-forwarded-for: ${slot1[0]}\r\n\r\n`);
+  t.equal(Number((await readResponse(socket)).fields.get('x-pid')), pids.get(1), 'relayed');
+  const after = randomBytes(2000);
+  socket.write(Buffer.concat([Buffer.from(`GET /up HTTP/1.1\r\nhost: x\r\nx-forwarded-for: ${slot1[0]}\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n`), after]));
+  const upgraded = await new Promise<Buffer>((resolve) => {
+    let got = Buffer.alloc(0);
+    socket.on('data', (chunk: Buffer) => {
+      got = Buffer.concat([got, chunk]);
+      const end = got.indexOf('\r\n\r\n');
+      if (end >= 0 && got.length - end - 4 >= after.length) resolve(got);
+    });
+  });
+  const headEnd = upgraded.indexOf('\r\n\r\n');
+  t.match(upgraded.subarray(0, headEnd).toString(), new RegExp(`^HTTP/1\\.1 101 [\\s\\S]*x-pid: ${pids.get(1)}`), "switched by its key's worker");
+  t.ok(upgraded.subarray(headEnd + 4).equals(after), 'the bytes after the head echoed unchanged');
+  socket.destroy();
+  t.equal(await metric(balancer, 'sticky_worker_forwarded_requests_total'), 1, 'only the plain request was relayed');
+  t.equal(await metric(balancer, 'sticky_worker_handbacks_total'), 1, 'the upgrade moved the connection');
+});
+
 t.test('forward: the app behind a link sees the client address; Connection: close on a relayed request closes the client connection after its response', async (t) => {
   const balancer = await startBalancer({ key: { reuse: 'forward' }, workers: { count: 2, app: DEMO_APP } });
   t.teardown(() => balancer.stop());
