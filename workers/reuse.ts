@@ -46,8 +46,8 @@ import { workerRegistry } from './worker-metrics.js';
  * key.reuse "forward": after this many requests in a row relayed to one
  * worker, the connection is handed back to the master (which sends it to that
  * worker) instead of relaying more. Measured per switch (CPU of all processes,
- * wrk keep-alive with random keys, bench/README.md): a relay ≈ 90 µs, a
- * hand-back ≈ 220 µs; moving pays for long runs of one client, which
+ * wrk keep-alive with random keys, bench/README.md): a relay ≈ 50 µs, a
+ * hand-back ≈ 140 µs; moving pays for long runs of one client, which
  * interleaved clients (an ALB) rarely make: with 2 workers and random keys a
  * run of 16 starts once in 2^15 requests.
  */
