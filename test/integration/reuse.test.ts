@@ -167,6 +167,44 @@ t.test('forward: 100 requests on one keep-alive connection, keys alternating bet
   t.equal(await metric(balancer, 'sticky_worker_requests_off_worker_total'), 0, 'no request served off its worker');
 });
 
+for (const reuse of ['handback', 'forward'] as const) t.test(`${reuse}: 20 connections at once, 40 requests each, keys at random: every answer from its key's worker, every body intact`, async (t) => {
+  const balancer = await startBalancer({ key: { reuse }, workers: { count: 2, app: REUSE_APP } });
+  t.teardown(() => balancer.stop());
+  const pids = await pidsBySlot(balancer);
+  const bySlot = keysBySlot(2, 10);
+  const keys = (bySlot[0] as string[]).concat(bySlot[1] as string[]);
+  const slotOf = new Map(keys.map((key) => [key, (bySlot[0] as string[]).includes(key) ? 0 : 1]));
+  let seed = 0x2545f491;
+  const next = (): number => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0);
+  let wrong = 0;
+  let corrupt = 0;
+  let closed = 0;
+  await Promise.all(
+    Array.from({ length: 20 }, async (_, c) => {
+      const socket = await connect(balancer.port);
+      const watch = closedWatch(socket);
+      for (let i = 0; i < 40; i++) {
+        const key = keys[next() % keys.length] as string;
+        const planned = plan(c * 40 + i, key);
+        // Split writes, so that relays and hand-backs meet heads and bodies cut anywhere.
+        for (let at = 0; at < planned.bytes.length; at += 4096) socket.write(planned.bytes.subarray(at, at + 4096));
+        const response = await readResponse(socket);
+        if (Number(response.fields.get('x-pid')) !== pids.get(slotOf.get(key) as number) || response.fields.get('x-key') !== key) wrong++;
+        if (!response.body.equals(planned.body)) corrupt++;
+      }
+      if (watch.closed) closed++;
+      socket.destroy();
+    }),
+  );
+  t.equal(wrong, 0, "800 answers, each from its key's worker under its key");
+  t.equal(corrupt, 0, 'every body intact');
+  t.equal(closed, 0, 'no client connection closed');
+  t.equal(await metric(balancer, 'sticky_worker_requests_off_worker_total'), 0);
+  // About half of the requests after each connection's first belong to the other worker.
+  const moved = await metric(balancer, reuse === 'forward' ? 'sticky_worker_forwarded_requests_total' : 'sticky_worker_handbacks_total');
+  t.ok(moved > 200, `${moved} requests ${reuse === 'forward' ? 'relayed' : 'handed back'} (connections really switched workers, many at once)`);
+});
+
 t.test('forward: a long run of requests for the link\'s worker moves the connection there', async (t) => {
   const balancer = await startBalancer({ key: { reuse: 'forward' }, workers: { count: 2, app: REUSE_APP } });
   t.teardown(() => balancer.stop());
