@@ -285,6 +285,8 @@ export class LinkPool {
   private readonly idle = new Map<number, FrontLink[]>();
   /** Workers whose link would not connect, until when (ms since the epoch). */
   private readonly down = new Map<number, number>();
+  /** The workers holding a ready slot, as last announced (null: not yet). */
+  private current: Set<number> | null = null;
   /** Links opened so far (a counter for the metrics). */
   opened = 0;
 
@@ -317,8 +319,24 @@ export class LinkPool {
     this.down.set(pid, Date.now() + DOWN_MS);
   }
 
-  /** Takes a link back; false when the pool for its back is full. */
+  /**
+   * The master's pool view named these workers (pids; 0 for a slot not ready):
+   * idle links to any other (replaced, draining, gone) close now, before that
+   * worker closes them while it drains, and sessions leave them at their next
+   * request (workers/reuse.ts).
+   */
+  retain(pids: readonly number[]): void {
+    this.current = new Set(pids);
+    for (const [pid, list] of this.idle) {
+      if (this.current.has(pid)) continue;
+      this.idle.delete(pid);
+      for (const link of list) link.destroy();
+    }
+  }
+
+  /** Takes a link back; false when the pool for its back is full or its worker left the pool. */
   keep(link: FrontLink): boolean {
+    if (this.current !== null && !this.current.has(link.pid)) return false;
     let list = this.idle.get(link.pid);
     if (list === undefined) {
       list = [];

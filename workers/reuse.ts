@@ -183,6 +183,8 @@ class ReusedConnection implements SegmentOwner, LinkUser {
   private remoteEnded = false;
   /** Requests relayed over the current link in a row. */
   private relayRun = 0;
+  /** This worker's server let go of the connection while a relayed request was answered: close once it is. */
+  private closeWhenAnswered = false;
   /** Read from the socket and neither fed nor handed back, from a boundary on (in 'head'). */
   private pending: Buffer = EMPTY;
   private phase: Phase = 'head';
@@ -330,7 +332,9 @@ class ReusedConnection implements SegmentOwner, LinkUser {
     if (this.fed > 0) {
       const to = destination(head, this.info, this.ctx);
       const keyChanged = to.key.key !== this.info.key || (to.stickySlot === -1 ? to.key.source : 'sticky') !== this.info.keySource;
-      const current = this.remote === null ? this.ctx.slot : this.remoteSlot;
+      // A link to a worker that no longer holds its slot (replaced, draining,
+      // gone) is left at this boundary: its worker closes idle links as it drains.
+      const current = this.remote === null ? this.ctx.slot : this.remote.pid === readyPid(this.remoteSlot) ? this.remoteSlot : -2;
       // Another worker, or another client on a link (the back must not see
       // the new client while it still answers the last): every response so
       // far must be complete first.
@@ -467,7 +471,18 @@ class ReusedConnection implements SegmentOwner, LinkUser {
       this.advance();
       return;
     }
-    // The back reset the session (a timeout, an error, or it died): the client's connection goes too.
+    if (remote !== null && this.answered === this.fed && this.phase === 'head' && !this.segment.destroyed) {
+      // Nothing was in flight on it (the back closed an idle session: it is
+      // draining, or the client was idle past its keep-alive timeout): the
+      // client's connection goes on, its next request decides again, and this
+      // worker's server keeps its idle timeout again.
+      this.relayRun = 0;
+      const keepAliveMs = (this.ctx.server() as net.Server & { keepAliveTimeout?: number }).keepAliveTimeout;
+      if (keepAliveMs !== undefined && keepAliveMs > 0) this.socket.setTimeout(keepAliveMs);
+      this.advance();
+      return;
+    }
+    // The back reset the session mid-request (an error, a timeout, or it died): the client's connection goes too.
     this.phase = 'gone';
     this.clearHeadTimer();
     if (!this.socket.destroyed) this.socket.destroySoon();
@@ -530,6 +545,14 @@ class ReusedConnection implements SegmentOwner, LinkUser {
   /** The app's server finished a response (every byte of it written to the socket). */
   onResponseDone(): void {
     this.answered++;
+    if (this.closeWhenAnswered && this.answered === this.fed) {
+      this.phase = 'gone';
+      this.clearHeadTimer();
+      this.releaseRemote();
+      this.pending = EMPTY;
+      this.socket.end();
+      return;
+    }
     // Later in this tick the server may end the segment (a last response); decide after it.
     if (this.answered === this.fed && this.phase === 'head' && this.pending.length > 0) process.nextTick(() => this.advance());
   }
@@ -570,6 +593,13 @@ class ReusedConnection implements SegmentOwner, LinkUser {
   /** The app's server destroyed the segment (error, timeout) or the client left. */
   onSegmentDestroy(): void {
     if (this.handingBack) return;
+    if (this.remote !== null && this.answered !== this.fed && this.phase !== 'gone') {
+      // This worker's server let go of its segment, idle here, while a
+      // request is being answered over a link (a draining worker closing its
+      // idle connections): the response comes first, then the connection closes.
+      this.closeWhenAnswered = true;
+      return;
+    }
     this.phase = 'gone';
     this.clearHeadTimer();
     this.dropRemote();

@@ -93,6 +93,8 @@ const connectionHooks: ConnectionHook[] = [];
 if (config.stickyCookie) requestHooks.push(stickyCookieHook(config.stickyCookie, slot, config.tls !== undefined));
 const reuseModeInEffect = reuseMode(config.key);
 // "off" installs nothing unless set explicitly, and then only counts what it misroutes.
+/** key.reuse "forward": this worker's links to the others. */
+const linkPool = reuseModeInEffect === 'forward' && linkDir !== null && !config.tls ? new LinkPool(linkDir) : null;
 if (reuseModeInEffect !== 'off' || config.key.reuse === 'off') {
   const mode = reuseModeInEffect;
   const framed = mode === 'handback' || mode === 'forward';
@@ -112,7 +114,7 @@ if (reuseModeInEffect !== 'off' || config.key.reuse === 'off') {
       // process's descriptor once the master has its own.
       process.send(message, socket, { keepOpen: false }, (error: Error | null) => done(error ?? null));
     },
-    links: mode === 'forward' && linkDir !== null ? new LinkPool(linkDir) : null,
+    links: linkPool,
   });
   if (reuse.connection) connectionHooks.push(reuse.connection);
   if (reuse.request) requestHooks.push(reuse.request);
@@ -204,7 +206,10 @@ const handlers: { [K in MasterMessage['type']]: (message: Extract<MasterMessage,
   },
   drain: (message) => onDrain(message.timeoutMs),
   'reload-tls': () => tlsFront?.reload(),
-  'pool-view': (message) => setPoolView(message.slotCount, message.ready, message.pids),
+  'pool-view': (message) => {
+    setPoolView(message.slotCount, message.ready, message.pids);
+    if (message.pids) linkPool?.retain(message.pids);
+  },
   metrics: (message) => {
     void workerRegistry.getMetricsAsJSON().then((metrics) => send({ type: 'metrics', id: message.id, metrics }));
   },
