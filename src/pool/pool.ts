@@ -113,6 +113,7 @@ export class WorkerPool {
   private readonly fdpass: FdPassBinding | null;
   /** key.reuse "forward": the directory (mode 0700) where each worker listens for links from the others. */
   private linkDir: string | null = null;
+  private linkDirFailed = false;
 
   constructor(
     config: ResolvedConfig,
@@ -396,8 +397,17 @@ export class WorkerPool {
 
   /** The links' directory when key.reuse is "forward" (made on first use), else null. */
   private linkDirectory(): string | null {
-    if (reuseMode(this.config.key) !== 'forward' || this.config.tls !== undefined) return null;
-    this.linkDir ??= mkdtempSync(join(tmpdir(), 'sticky-links-'));
+    if (reuseMode(this.config.key) !== 'forward' || this.config.tls !== undefined || this.linkDirFailed) return null;
+    if (this.linkDir === null) {
+      try {
+        this.linkDir = mkdtempSync(join(tmpdir(), 'sticky-links-'));
+      } catch (error) {
+        // No links then: the workers hand such requests back through the master instead.
+        this.linkDirFailed = true;
+        this.log.warn({ err: (error as Error).message, tmpdir: tmpdir() }, 'cannot make the directory for worker-to-worker links; key.reuse "forward" hands back instead');
+        return null;
+      }
+    }
     return this.linkDir;
   }
 

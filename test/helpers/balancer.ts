@@ -43,11 +43,12 @@ export function writeConfig(overrides: Record<string, unknown> = {}): string {
 }
 
 /** Starts dist/master.js with a config and waits for its 'listening' line. */
-export async function startBalancer(overrides: Record<string, unknown> = {}, extraArgs: string[] = []): Promise<RunningBalancer> {
+export async function startBalancer(overrides: Record<string, unknown> = {}, extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<RunningBalancer> {
   const configPath = writeConfig(overrides);
   const proc = spawn(process.execPath, [MASTER, '--config', configPath, ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
     cwd: ROOT,
+    env: { ...process.env, ...env },
   });
   const logs: Array<Record<string, unknown>> = [];
   const waiters: Array<{ predicate: (line: Record<string, unknown>) => boolean; resolve: (line: Record<string, unknown>) => void }> = [];

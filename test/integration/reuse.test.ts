@@ -399,6 +399,23 @@ t.test('forward: a link that will not connect falls back to handing the connecti
   t.ok((await metric(balancer, 'sticky_handbacks_total')) >= 1, 'handed back instead');
 });
 
+t.test('forward: without a usable temporary directory the master warns and the workers hand back instead', async (t) => {
+  const balancer = await startBalancer({ key: { reuse: 'forward' }, workers: { count: 2, app: REUSE_APP } }, [], { TMPDIR: join(tmpdir(), `missing-${process.pid}`, 'deeper') });
+  t.teardown(() => balancer.stop());
+  t.ok(balancer.logs.some((line) => line.msg === 'cannot make the directory for worker-to-worker links; key.reuse "forward" hands back instead'), 'warned');
+  const pids = await pidsBySlot(balancer);
+  const [slot0, slot1] = keysBySlot(2, 1) as [string[], string[]];
+  const socket = await connect(balancer.port);
+  for (let i = 0; i < 6; i++) {
+    const slot = i % 2;
+    socket.write(`GET /r${i} HTTP/1.1\r\nhost: x\r\nx-forwarded-for: ${(slot === 0 ? slot0 : slot1)[0]}\r\n\r\n`);
+    t.equal(Number((await readResponse(socket)).fields.get('x-pid')), pids.get(slot), `request ${i} served by slot ${slot}`);
+  }
+  socket.destroy();
+  t.ok((await metric(balancer, 'sticky_handbacks_total')) >= 5, 'handed back');
+  t.equal(await metric(balancer, 'sticky_worker_forwarded_requests_total'), 0, 'nothing relayed');
+});
+
 t.test('forward: the worker behind a link dies mid-request: the client connection closes, and the next one is served', async (t) => {
   const balancer = await startBalancer({ key: { reuse: 'forward' }, workers: { count: 2, app: REUSE_APP } });
   t.teardown(() => balancer.stop());
