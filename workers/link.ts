@@ -158,7 +158,7 @@ const IDLE_LINK_MS = 4_000;
 /** How long a worker whose link would not connect is not tried again. */
 const DOWN_MS = 1_000;
 /** Idle links kept per back worker. */
-const MAX_IDLE_PER_BACK = 64;
+const MAX_IDLE_PER_BACK = 16;
 
 /** One link from the front's side. */
 export class FrontLink {

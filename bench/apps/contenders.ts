@@ -166,21 +166,22 @@ function nodeLauncher(name: string, setup: string, script: string): Contender {
 
 /**
  * Ours with the bench app. `reuse` is key.reuse: the default (unset:
- * "handback") keeps every request on a reused connection sticky, so wrk's
+ * "forward") keeps every request on a reused connection sticky, so wrk's
  * keep-alive connections, which carry a different X-Forwarded-For on every
- * request like a proxy's pooled connections, are handed back to the master for
- * about half of their requests; "off" keys the connection by its first request
+ * request like a proxy's pooled connections, have about half of their requests
+ * relayed to the other worker; "handback" moves the connection through the
+ * master for them instead; "off" keys the connection by its first request
  * only, and after the hand-off the master is out of the data path.
  */
-function oursContender(name: string, reuse: 'off' | 'forward' | null, handoff: 'auto' | 'ipc' = 'auto'): Contender {
+function oursContender(name: string, reuse: 'off' | 'handback' | null, handoff: 'auto' | 'ipc' = 'auto'): Contender {
   return {
     name,
     setup:
       'dist/master.js, 2 workers, key.order ["forwarded","remote"], proxyProtocol off, admin on, ' +
       (reuse === null
-        ? 'key.reuse unset (default "handback": every request sticky)'
-        : reuse === 'forward'
-          ? 'key.reuse "forward" (every request sticky, relayed over worker-to-worker links)'
+        ? 'key.reuse unset (default "forward": every request sticky, relayed over worker-to-worker links)'
+        : reuse === 'handback'
+          ? 'key.reuse "handback" (every request sticky, the connection moved through the master)'
           : `key.reuse "${reuse}" (the connection's first request decides)`) +
       (handoff === 'ipc' ? ', workers.handoff "ipc" (Node\'s IPC channel, one handle per message)' : ''),
     unavailable: null,
@@ -330,7 +331,7 @@ const nginx: Contender = {
 
 export const CONTENDERS: readonly Contender[] = [
   oursContender('ours', null),
-  oursContender('ours-forward', 'forward'),
+  oursContender('ours-handback', 'handback'),
   oursContender('ours-reuse-off', 'off'),
   oursContender('ours-ipc', null, 'ipc'),
   nodeLauncher('cluster-rr', 'node:cluster, SCHED_RR, 2 workers', 'cluster-rr.js'),

@@ -23,13 +23,16 @@ import type { KeySource } from './derive.js';
 export type ReuseMode = 'handback' | 'forward' | 'close' | 'off';
 
 /**
- * The mode when `key.reuse` is not set. `handback`: it is correct (like
- * `close`) and, measured through nginx with upstream keep-alive, keeps most of
- * the throughput of `off` where `close` loses much of it (README "Reused
- * connections", bench/reuse.ts). It costs nothing on connections that cannot
- * carry other clients' requests (see {@link mayCarryOtherClients}).
+ * The mode when `key.reuse` is not set. `forward`: it is correct (like
+ * `handback` and `close`) and the fastest of the three where it matters, on
+ * connections that interleave clients: measured through nginx with upstream
+ * keep-alive, forward 1.34 × handback and 1.84 × close; with wrk straight at
+ * the balancer, 1.3–1.6 × handback in every round (README "Reused
+ * connections", bench/reuse.ts, bench/compare.ts). Where it cannot relay it
+ * hands back. It costs nothing on connections that cannot carry other
+ * clients' requests (see {@link mayCarryOtherClients}).
  */
-export const DEFAULT_REUSE_MODE: ReuseMode = 'handback';
+export const DEFAULT_REUSE_MODE: ReuseMode = 'forward';
 
 /** The effective mode of a `key` config section. */
 export function reuseMode(key: { readonly reuse?: ReuseMode | undefined }): ReuseMode {
