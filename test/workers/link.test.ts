@@ -96,6 +96,11 @@ t.test('corkFor: writes of one tick leave together, then the socket is uncorked'
   peer.destroy();
 });
 
+/** Resolves once `predicate` holds, checking every 10 ms. */
+async function pollUntil(predicate: () => boolean): Promise<void> {
+  while (!predicate()) await new Promise((resolve) => setTimeout(resolve, 10));
+}
+
 /** A LinkUser that records what the back sends. */
 class Recorder implements LinkUser {
   data: Buffer[] = [];
@@ -204,13 +209,7 @@ t.test('a link end to end: the back feeds its app server, answers with DATA then
   t.equal(again.reusable, false);
   again.release();
   t.equal(pool.idleCount(fakePid), 0, 'an ended link is closed, not pooled');
-  await new Promise<void>((resolve) => {
-    const check = (): void => {
-      if (open === 0) resolve();
-      else setTimeout(check, 10);
-    };
-    check();
-  });
+  await pollUntil(() => open === 0);
   t.equal(everOpened, 1, 'one link carried both sessions');
   t.equal(pool.opened, 1);
 });
@@ -295,12 +294,6 @@ t.test('a link: a big response is relayed whole through backpressure; a destroye
   const bodyAt = all.indexOf('\r\n\r\n') + 4;
   t.ok(all.subarray(bodyAt).equals(big), '3 MiB relayed byte for byte');
   link.destroy();
-  await new Promise<void>((resolve) => {
-    const check = (): void => {
-      if (open === 0) resolve();
-      else setTimeout(check, 10);
-    };
-    check();
-  });
+  await pollUntil(() => open === 0);
   t.pass('the back closed its end');
 });
