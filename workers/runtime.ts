@@ -92,9 +92,9 @@ const connectionHooks: ConnectionHook[] = [];
 // frame the encrypted bytes itself, so "handback" and "forward" act as "close" there.
 if (config.stickyCookie) requestHooks.push(stickyCookieHook(config.stickyCookie, slot, config.tls !== undefined));
 const reuseModeInEffect = reuseMode(config.key);
-// "off" installs nothing unless set explicitly, and then only counts what it misroutes.
-/** key.reuse "forward": this worker's links to the others. */
+/** key.reuse "forward": this worker's links to the others (none without the master's directory, or under TLS). */
 const linkPool = reuseModeInEffect === 'forward' && linkDir !== null && !config.tls ? new LinkPool(linkDir) : null;
+// "off" installs nothing unless set explicitly, and then only counts what it misroutes.
 if (reuseModeInEffect !== 'off' || config.key.reuse === 'off') {
   const mode = reuseModeInEffect;
   const framed = mode === 'handback' || mode === 'forward';
@@ -245,7 +245,7 @@ async function main(): Promise<void> {
     if (handler) handler(message, handle as net.Socket | object | undefined);
   });
   // key.reuse "forward": other workers relay requests here; listening before 'ready' (the master names this worker to them after it).
-  if (linkDir !== null && reuseModeInEffect === 'forward' && !config.tls) {
+  if (linkPool !== null && linkDir !== null) {
     try {
       await listenForLinks(linkPath(linkDir, process.pid), {
         slot,
