@@ -95,14 +95,13 @@ export class FrameReader {
   }
 }
 
-/** Writes DATA frames for `chunks` in one go; `done` once the link took the last one. */
-export function writeData(socket: net.Socket, chunks: readonly OutChunk[], done?: (error?: Error | null) => void): boolean {
+/** Writes DATA frames for `chunks` in one go; false when the link is over its high-water mark. */
+export function writeData(socket: net.Socket, chunks: readonly OutChunk[]): boolean {
   socket.cork();
   let flowing = true;
-  for (let i = 0; i < chunks.length; i++) {
-    const chunk = chunks[i] as OutChunk;
+  for (const chunk of chunks) {
     socket.write(frameHeader(FRAME_DATA, chunkBytes(chunk)));
-    flowing = writeChunk(socket, chunk, i === chunks.length - 1 ? done : undefined);
+    flowing = writeChunk(socket, chunk);
   }
   socket.uncork();
   return flowing;
