@@ -44,6 +44,26 @@ async function metric(balancer: RunningBalancer, name: string, labels: Record<st
   return sum;
 }
 
+/**
+ * A balancer with 2 workers, `key.reuse` and `app`, stopped when `t` ends; each
+ * slot's pid, and `perSlot` keys per slot whose first choice is that slot.
+ */
+async function startReuse(t: { teardown(fn: () => unknown): void }, reuse: 'handback' | 'forward' | 'close' | 'off', app = REUSE_APP, perSlot = 1): Promise<{ balancer: RunningBalancer; pids: Map<number, number>; slot0: string[]; slot1: string[] }> {
+  const balancer = await startBalancer({ key: { reuse }, workers: { count: 2, app } });
+  t.teardown(() => balancer.stop());
+  const pids = await pidsBySlot(balancer);
+  const [slot0, slot1] = keysBySlot(2, perSlot) as [string[], string[]];
+  return { balancer, pids, slot0, slot1 };
+}
+
+/** A client connection whose first request (`key`, a slot-0 key) was answered by worker 0. */
+async function firstOnWorker0(t: { equal(found: unknown, wanted: unknown): unknown }, port: number, pids: Map<number, number>, key: string): Promise<net.Socket> {
+  const socket = await connect(port);
+  socket.write(`GET /first HTTP/1.1\r\nhost: x\r\nx-forwarded-for: ${key}\r\n\r\n`);
+  t.equal(Number((await readResponse(socket)).fields.get('x-pid')), pids.get(0));
+  return socket;
+}
+
 function chunkedBody(body: Buffer, pieces: number): Buffer {
   const parts: Buffer[] = [];
   const size = Math.ceil(body.length / pieces);
@@ -239,10 +259,7 @@ for (const reuse of ['handback', 'forward'] as const) t.test(`${reuse}: two roll
 });
 
 t.test('forward: a draining front finishes the request it relays before it closes the connection; a draining back leaves an idle session\'s client connection open', async (t) => {
-  const balancer = await startBalancer({ key: { reuse: 'forward' }, workers: { count: 2, app: REUSE_APP } });
-  t.teardown(() => balancer.stop());
-  const pids = await pidsBySlot(balancer);
-  const [slot0, slot1] = keysBySlot(2, 1) as [string[], string[]];
+  const { balancer, pids, slot0, slot1 } = await startReuse(t, 'forward');
 
   // The front (worker 0) drains while a POST it relays to worker 1 waits for the rest of its body.
   const socket = await connect(balancer.port);
@@ -285,14 +302,9 @@ t.test('forward: a draining front finishes the request it relays before it close
 });
 
 t.test('forward: a long run of requests for the link\'s worker moves the connection there', async (t) => {
-  const balancer = await startBalancer({ key: { reuse: 'forward' }, workers: { count: 2, app: REUSE_APP } });
-  t.teardown(() => balancer.stop());
-  const pids = await pidsBySlot(balancer);
-  const [slot0, slot1] = keysBySlot(2, 2) as [string[], string[]];
-  const socket = await connect(balancer.port);
+  const { balancer, pids, slot0, slot1 } = await startReuse(t, 'forward', REUSE_APP, 2);
+  const socket = await firstOnWorker0(t, balancer.port, pids, slot0[0] as string);
   const watch = closedWatch(socket);
-  socket.write(`GET /first HTTP/1.1\r\nhost: x\r\nx-forwarded-for: ${slot0[0]}\r\n\r\n`);
-  t.equal(Number((await readResponse(socket)).fields.get('x-pid')), pids.get(0));
   // 40 requests of two clients of worker 1: relayed until the run is long enough, then the connection moves.
   for (let i = 0; i < 40; i++) {
     const planned = plan(i, slot1[i % 2] as string);
@@ -308,13 +320,8 @@ t.test('forward: a long run of requests for the link\'s worker moves the connect
 });
 
 t.test('forward: an Upgrade for the worker a link already serves moves the connection there (no tunnel through two processes)', async (t) => {
-  const balancer = await startBalancer({ key: { reuse: 'forward' }, workers: { count: 2, app: REUSE_APP } });
-  t.teardown(() => balancer.stop());
-  const pids = await pidsBySlot(balancer);
-  const [slot0, slot1] = keysBySlot(2, 1) as [string[], string[]];
-  const socket = await connect(balancer.port);
-  socket.write(`GET /first HTTP/1.1\r\nhost: x\r\nx-forwarded-for: ${slot0[0]}\r\n\r\n`);
-  t.equal(Number((await readResponse(socket)).fields.get('x-pid')), pids.get(0));
+  const { balancer, pids, slot0, slot1 } = await startReuse(t, 'forward');
+  const socket = await firstOnWorker0(t, balancer.port, pids, slot0[0] as string);
   socket.write(`GET /relayed HTTP/1.1\r\nhost: x\r\nx-forwarded-for: ${slot1[0]}\r\n\r\n`);
   t.equal(Number((await readResponse(socket)).fields.get('x-pid')), pids.get(1), 'relayed');
   const after = randomBytes(2000);
@@ -336,10 +343,7 @@ t.test('forward: an Upgrade for the worker a link already serves moves the conne
 });
 
 t.test('forward: the app behind a link sees the client address; Connection: close on a relayed request closes the client connection after its response', async (t) => {
-  const balancer = await startBalancer({ key: { reuse: 'forward' }, workers: { count: 2, app: DEMO_APP } });
-  t.teardown(() => balancer.stop());
-  const pids = await pidsBySlot(balancer);
-  const [slot0, slot1] = keysBySlot(2, 1) as [string[], string[]];
+  const { balancer, pids, slot0, slot1 } = await startReuse(t, 'forward', DEMO_APP);
   const socket = await connect(balancer.port);
   socket.write(`GET /who HTTP/1.1\r\nhost: x\r\nx-forwarded-for: ${slot0[0]}\r\n\r\n`);
   const here = JSON.parse((await readResponse(socket)).body.toString()) as Record<string, unknown>;
@@ -358,10 +362,7 @@ t.test('forward: the app behind a link sees the client address; Connection: clos
 });
 
 t.test('forward: a link that will not connect falls back to handing the connection back', async (t) => {
-  const balancer = await startBalancer({ key: { reuse: 'forward' }, workers: { count: 2, app: REUSE_APP } });
-  t.teardown(() => balancer.stop());
-  const pids = await pidsBySlot(balancer);
-  const [slot0, slot1] = keysBySlot(2, 1) as [string[], string[]];
+  const { balancer, pids, slot0, slot1 } = await startReuse(t, 'forward');
   // Worker 1's link socket disappears (as if it were going): connects to it fail.
   const dirs = readdirSync(tmpdir()).filter((name) => name.startsWith('sticky-links-'));
   const path = dirs.map((dir) => join(tmpdir(), dir, `${pids.get(1)}.sock`)).find((candidate) => existsSync(candidate));
@@ -398,13 +399,8 @@ t.test('forward: without a usable temporary directory the master warns and the w
 });
 
 t.test('forward: the worker behind a link dies mid-request: the client connection closes, and the next one is served', async (t) => {
-  const balancer = await startBalancer({ key: { reuse: 'forward' }, workers: { count: 2, app: REUSE_APP } });
-  t.teardown(() => balancer.stop());
-  const pids = await pidsBySlot(balancer);
-  const [slot0, slot1] = keysBySlot(2, 1) as [string[], string[]];
-  const socket = await connect(balancer.port);
-  socket.write(`GET /first HTTP/1.1\r\nhost: x\r\nx-forwarded-for: ${slot0[0]}\r\n\r\n`);
-  t.equal(Number((await readResponse(socket)).fields.get('x-pid')), pids.get(0));
+  const { balancer, pids, slot0, slot1 } = await startReuse(t, 'forward');
+  const socket = await firstOnWorker0(t, balancer.port, pids, slot0[0] as string);
   // A POST whose body never completes: the request sits at worker 1, relayed.
   const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
   socket.write(`POST /stuck HTTP/1.1\r\nhost: x\r\nx-forwarded-for: ${slot1[0]}\r\ncontent-length: 100\r\n\r\nabc`);
@@ -424,10 +420,7 @@ t.test('forward: the worker behind a link dies mid-request: the client connectio
 });
 
 for (const reuse of ['handback', 'forward'] as const) t.test(`${reuse} with the demo app: GET pids and POST /echo bodies`, async (t) => {
-  const balancer = await startBalancer({ key: { reuse }, workers: { count: 2, app: DEMO_APP } });
-  t.teardown(() => balancer.stop());
-  const pids = await pidsBySlot(balancer);
-  const [slot0, slot1] = keysBySlot(2, 1) as [string[], string[]];
+  const { balancer, pids, slot0, slot1 } = await startReuse(t, reuse, DEMO_APP);
   const socket = await connect(balancer.port);
   const watch = closedWatch(socket);
   for (let i = 0; i < 40; i++) {
@@ -449,10 +442,7 @@ for (const reuse of ['handback', 'forward'] as const) t.test(`${reuse} with the 
 });
 
 for (const reuse of ['handback', 'forward'] as const) t.test(`${reuse}: pipelined requests (all written at once) are answered in order by their workers`, async (t) => {
-  const balancer = await startBalancer({ key: { reuse }, workers: { count: 2, app: REUSE_APP } });
-  t.teardown(() => balancer.stop());
-  const pids = await pidsBySlot(balancer);
-  const [slot0, slot1] = keysBySlot(2, 1) as [string[], string[]];
+  const { balancer, pids, slot0, slot1 } = await startReuse(t, reuse);
   const planned: Array<Planned & { slot: number }> = [];
   for (let i = 0; i < 30; i++) {
     // Runs of the same worker, then a switch: both "serve here" and "hand back" at boundaries.
@@ -478,10 +468,7 @@ for (const reuse of ['handback', 'forward'] as const) t.test(`${reuse}: pipeline
 });
 
 for (const reuse of ['handback', 'forward'] as const) t.test(`${reuse}: Expect: 100-continue and an Upgrade go to their own key’s worker`, async (t) => {
-  const balancer = await startBalancer({ key: { reuse }, workers: { count: 2, app: REUSE_APP } });
-  t.teardown(() => balancer.stop());
-  const pids = await pidsBySlot(balancer);
-  const [slot0, slot1] = keysBySlot(2, 1) as [string[], string[]];
+  const { balancer, pids, slot0, slot1 } = await startReuse(t, reuse);
   const a = slot0[0] as string;
   const b = slot1[0] as string;
   const socket = await connect(balancer.port);
@@ -532,10 +519,7 @@ for (const reuse of ['handback', 'forward'] as const) t.test(`${reuse}: Expect: 
 });
 
 t.test('close: every response on a trusted, forwarded-keyed connection says Connection: close', async (t) => {
-  const balancer = await startBalancer({ key: { reuse: 'close' }, workers: { count: 2, app: REUSE_APP } });
-  t.teardown(() => balancer.stop());
-  const pids = await pidsBySlot(balancer);
-  const [slot0, slot1] = keysBySlot(2, 1) as [string[], string[]];
+  const { balancer, pids, slot0, slot1 } = await startReuse(t, 'close');
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   t.teardown(() => agent.destroy());
   for (let i = 0; i < 100; i++) {
