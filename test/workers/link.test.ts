@@ -144,6 +144,14 @@ class Recorder implements LinkUser {
   }
 }
 
+/** A new session on a link to `pid`, once the link is connected. */
+async function connectedSession(pool: LinkPool, pid: number): Promise<{ user: Recorder; link: FrontLink }> {
+  const user = new Recorder();
+  const link = pool.acquire(pid, user);
+  await user.until(() => user.ready === 1);
+  return { user, link };
+}
+
 const INFO: ConnectionInfo = { key: '198.51.100.7', keySource: 'forwarded', worker: 0, proxy: null, peer: '127.0.0.1', peerTrusted: true };
 
 t.test('a link end to end: the back feeds its app server, answers with DATA then DONE, and the link is reused', async (t) => {
@@ -155,7 +163,7 @@ t.test('a link end to end: the back feeds its app server, answers with DATA then
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
       const info = connectionInfo(req.socket);
-      seen.push({ url: req.url ?? '', key: info?.key, worker: info?.worker, remote: req.socket.remoteAddress, local: req.socket.address().address, body: Buffer.concat(chunks).toString() });
+      seen.push({ url: req.url ?? '', key: info?.key, worker: info?.worker, remote: req.socket.remoteAddress, local: (req.socket.address() as net.AddressInfo).address, body: Buffer.concat(chunks).toString() });
       const body = `${req.url} ${info?.key}`;
       res.writeHead(200, { 'content-length': Buffer.byteLength(body), ...(req.url === '/last' ? { connection: 'close' } : {}) });
       res.end(body);
@@ -226,9 +234,7 @@ t.test('a link: the client half-closes (END to the back), a bad frame resets, a 
   const links = await listenForLinks(linkPath(dir, fakePid), { slot: 1, server: () => app, onLinkCount: () => undefined });
   const pool = new LinkPool(dir);
 
-  const user = new Recorder();
-  const link = pool.acquire(fakePid, user);
-  await user.until(() => user.ready === 1);
+  const { user, link } = await connectedSession(pool, fakePid);
   link.sendInfo({ info: INFO });
   link.send(Buffer.from('GET / HTTP/1.1\r\nhost: x\r\n\r\n'));
   link.sendEnd();
@@ -238,17 +244,13 @@ t.test('a link: the client half-closes (END to the back), a bad frame resets, a 
   link.release();
 
   // DATA before any INFO is not a session: the back resets the link.
-  const raw = new Recorder();
-  const bad = pool.acquire(fakePid, raw);
-  await raw.until(() => raw.ready === 1);
+  const { user: raw, link: bad } = await connectedSession(pool, fakePid);
   bad.send(Buffer.from('GET / HTTP/1.1\r\n\r\n'));
   await raw.until(() => raw.gone);
   t.pass('reset without INFO');
 
   // An unknown frame type from the front: reset too.
-  const junk = new Recorder();
-  const junkLink = pool.acquire(fakePid, junk);
-  await junk.until(() => junk.ready === 1);
+  const { user: junk, link: junkLink } = await connectedSession(pool, fakePid);
   junkLink.socket.write(Buffer.from([77, 0, 0, 0, 0]));
   await junk.until(() => junk.gone);
   t.pass('reset on a bad frame');
@@ -280,9 +282,7 @@ t.test('a link: a big response is relayed whole through backpressure; a destroye
   const links = await listenForLinks(linkPath(dir, fakePid), { slot: 1, server: () => app, onLinkCount: (isOpen) => (open += isOpen ? 1 : -1) });
   t.teardown(() => links.close());
   const pool = new LinkPool(dir);
-  const user = new Recorder();
-  const link = pool.acquire(fakePid, user);
-  await user.until(() => user.ready === 1);
+  const { user, link } = await connectedSession(pool, fakePid);
   link.sendInfo({ info: INFO });
   link.send(Buffer.from('GET /big HTTP/1.1\r\nhost: x\r\n\r\n'));
   // Read slowly for a while: the back must wait, not buffer without bound, and lose nothing.
