@@ -1,48 +1,51 @@
 import net from 'node:net';
 import { join } from 'node:path';
 import { CONNECTION_INFO, type ConnectionInfo } from '../src/connection-info.js';
-import { Segment, chunkBytes, writeChunk, type Endpoints, type OutChunk, type SegmentOwner } from './segment.js';
+import { Segment, chunkBytes, type Endpoints, type OutChunk, type SegmentOwner } from './segment.js';
 
 /**
- * Worker-to-worker links (key.reuse "forward"). A balancer that pools its
- * backend connections (AWS ALB, nginx with upstream keep-alive) sends requests
- * of many clients down each one, so the next request on a connection often
- * belongs to another worker. "handback" moves the whole connection through the
- * master for it: a descriptor passed twice, a socket and an HTTP connection set
- * up again, for every switch. "forward" keeps the connection where it is and
- * relays that request over a link to its worker, the way HAProxy or nginx relay
- * to a backend over a pooled keep-alive connection: a few bytes of framing on a
- * UNIX socket, nothing set up per request.
+ * Worker-to-worker links for key.reuse "forward" (workers/forward.ts): one
+ * UNIX socket from each worker to each other worker, carrying every relayed
+ * request between the two as multiplexed streams, the way HTTP/2 carries
+ * requests. A stream is one client connection of the front (the worker holding
+ * it) as seen by the back (the worker its request belongs to): the back's app
+ * sees one keep-alive connection per stream, with that client's address and key.
  *
- * Every worker listens on `<linkDir>/<pid>.sock` (the directory is the master's,
- * mode 0700). The worker holding a client connection (the front) opens links to
- * the others and keeps idle ones in a pool; a link serves one client connection
- * at a time (a session), so TCP-level backpressure works per client and no
- * multiplexing is needed. The worker at the other end (the back) feeds what
- * arrives to its app's server through one long-lived Segment per link, so its
- * app sees an ordinary keep-alive connection whose client address and key are
- * those of the session's client.
+ * Why one link and not one socket per client connection: on this machine a
+ * write to a UNIX socket and the wake-up of the reader cost more than the
+ * relay's own work (measured, bench/README.md): 50 sockets with one 200-byte
+ * message each way per turn cost ~13 µs of CPU per round trip, one socket with
+ * the same messages written together ~2 µs. Every frame a turn of the event
+ * loop produces leaves in one writev at the end of that turn.
  *
- * Frames, both ways: u8 type, u32 LE payload length, payload.
- * - INFO  (front → back) JSON {@link LinkInfo}: a session starts, or the key changed;
- * - DATA  (both ways)    request bytes to the back, response bytes to the front;
- * - END   (both ways)    the client half-closed / the back's server ended its side;
- * - DONE  (back → front) one response is complete (every byte of it sent before);
- * - IDLE  (front → back) the session is over, the link waits in the pool.
- * Closing the link without END is a reset: the other side drops its session.
+ * Frames: u8 type, u32 LE stream id, u32 LE payload length, payload.
+ * - INFO   (front → back) JSON {@link LinkInfo}: the stream's client (opens the stream);
+ * - DATA   (both ways)    request bytes to the back, response bytes to the front;
+ * - END    (both ways)    the client half-closed / the back's server ended the stream;
+ * - DONE   (back → front) one response is complete (every byte of it sent before);
+ * - RESET  (both ways)    the stream is gone (the client left, the back's server destroyed it);
+ * - CREDIT (both ways)    u32 LE: that many DATA bytes of the stream were passed on.
+ *
+ * Flow control per stream and direction, as HTTP/2 does it (RFC 9113 5.2):
+ * at most {@link STREAM_WINDOW} DATA bytes are in flight without CREDIT, so a
+ * client that reads slowly holds back its own stream only, never the link,
+ * and no side buffers more than a window per stream.
  */
 
 export const FRAME_INFO = 1;
 export const FRAME_DATA = 2;
 export const FRAME_END = 3;
 export const FRAME_DONE = 4;
-export const FRAME_IDLE = 5;
+export const FRAME_RESET = 5;
+export const FRAME_CREDIT = 6;
 
-const HEADER_BYTES = 5;
+export const HEADER_BYTES = 9;
 /** The largest frame either side accepts; both ends are this code, so a bigger one is a bug. */
-export const MAX_FRAME_BYTES = 64 * 1024 * 1024;
+export const MAX_FRAME_BYTES = 16 * 1024 * 1024;
+/** DATA bytes a stream may have in flight, each way, before the receiver's CREDIT. */
+export const STREAM_WINDOW = 256 * 1024;
 
-/** What the back needs to present a session's client to its app. */
+/** What the back needs to present a stream's client to its app. */
 export interface LinkInfo {
   readonly info: ConnectionInfo;
   readonly remoteAddress?: string | undefined;
@@ -52,18 +55,21 @@ export interface LinkInfo {
   readonly localPort?: number | undefined;
 }
 
+/** The path a worker's link listener has (its pid's). */
+export function linkPath(dir: string, pid: number): string {
+  return join(dir, `${pid}.sock`);
+}
+
 /** A frame header. */
-export function frameHeader(type: number, length: number): Buffer {
+export function frameHeader(type: number, stream: number, length: number): Buffer {
   const header = Buffer.allocUnsafe(HEADER_BYTES);
   header[0] = type;
-  header.writeUInt32LE(length, 1);
+  header.writeUInt32LE(stream, 1);
+  header.writeUInt32LE(length, 5);
   return header;
 }
 
 const EMPTY = Buffer.alloc(0);
-const DONE_FRAME = frameHeader(FRAME_DONE, 0);
-const END_FRAME = frameHeader(FRAME_END, 0);
-const IDLE_FRAME = frameHeader(FRAME_IDLE, 0);
 
 /**
  * Splits a byte stream into frames. Payloads are views of the chunks read
@@ -72,236 +78,288 @@ const IDLE_FRAME = frameHeader(FRAME_IDLE, 0);
 export class FrameReader {
   private pending: Buffer = EMPTY;
 
-  constructor(private readonly onFrame: (type: number, payload: Buffer) => void) {}
+  constructor(private readonly onFrame: (type: number, stream: number, payload: Buffer) => void) {}
 
   /** Takes the next bytes; false when they are not frames (the link must close). */
   push(chunk: Buffer): boolean {
     let bytes = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    let at = 0;
     for (;;) {
-      if (bytes.length < HEADER_BYTES) break;
-      const type = bytes[0] as number;
-      const length = bytes.readUInt32LE(1);
-      if (type < FRAME_INFO || type > FRAME_IDLE || length > MAX_FRAME_BYTES) {
+      if (bytes.length - at < HEADER_BYTES) break;
+      const type = bytes[at] as number;
+      const length = bytes.readUInt32LE(at + 5);
+      if (type < FRAME_INFO || type > FRAME_CREDIT || length > MAX_FRAME_BYTES) {
         this.pending = EMPTY;
         return false;
       }
-      if (bytes.length < HEADER_BYTES + length) break;
-      const payload = bytes.subarray(HEADER_BYTES, HEADER_BYTES + length);
-      bytes = bytes.subarray(HEADER_BYTES + length);
-      this.onFrame(type, payload);
+      if (bytes.length - at < HEADER_BYTES + length) break;
+      const stream = bytes.readUInt32LE(at + 1);
+      const payload = bytes.subarray(at + HEADER_BYTES, at + HEADER_BYTES + length);
+      at += HEADER_BYTES + length;
+      this.onFrame(type, stream, payload);
     }
+    if (at > 0) bytes = bytes.subarray(at);
     this.pending = bytes.length === 0 ? EMPTY : bytes;
     return true;
   }
 }
 
-/** Writes DATA frames for `chunks` in one go; false when the link is over its high-water mark. */
-export function writeData(socket: net.Socket, chunks: readonly OutChunk[]): boolean {
-  socket.cork();
-  let flowing = true;
-  for (const chunk of chunks) {
-    socket.write(frameHeader(FRAME_DATA, chunkBytes(chunk)));
-    flowing = writeChunk(socket, chunk);
-  }
-  socket.uncork();
-  return flowing;
-}
-
-const corked = new WeakSet<net.Socket>();
-
-function uncork(socket: net.Socket): void {
-  corked.delete(socket);
-  socket.uncork();
-}
-
 /**
- * Holds a socket's writes until the current tick (`later` false) or the
- * current turn of the event loop (`later` true) is over, so that what one
- * event produces leaves in one writev: a request's INFO and DATA; a response
- * and its DONE (which Node's http server reports a few ticks after the last
- * write); the response bytes of one read from a link.
+ * The frames of one link, written together once per turn of the event loop
+ * (setImmediate: after every I/O callback of the turn, so everything one read
+ * of many clients produced shares one writev).
  */
-export function corkFor(socket: net.Socket, later: boolean): void {
-  if (corked.has(socket)) return;
-  corked.add(socket);
-  socket.cork();
-  if (later) setImmediate(uncork, socket);
-  else process.nextTick(uncork, socket);
-}
+class FrameWriter {
+  private queued: OutChunk[] = [];
+  private scheduled = false;
+  private readonly flush = (): void => {
+    this.scheduled = false;
+    const queued = this.queued;
+    this.queued = [];
+    const socket = this.socket;
+    if (socket.destroyed || queued.length === 0) return;
+    socket.cork();
+    for (const chunk of queued) {
+      if (Buffer.isBuffer(chunk)) socket.write(chunk);
+      else socket.write(chunk.text, chunk.encoding);
+    }
+    socket.uncork();
+  };
 
-/** The path a worker's link listener has (its pid's). */
-export function linkPath(dir: string, pid: number): string {
-  return join(dir, `${pid}.sock`);
+  constructor(private readonly socket: net.Socket) {}
+
+  frame(type: number, stream: number, payload: OutChunk | null): void {
+    this.queued.push(frameHeader(type, stream, payload === null ? 0 : chunkBytes(payload)));
+    if (payload !== null) this.queued.push(payload);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.flush);
+    }
+  }
+
+  credit(stream: number, bytes: number): void {
+    const payload = Buffer.allocUnsafe(4);
+    payload.writeUInt32LE(bytes, 0);
+    this.frame(FRAME_CREDIT, stream, payload);
+  }
 }
 
 // ------------------------------------------------------------------ front
 
-/** What a session's owner (the client connection on the front) hears from the back. */
-export interface LinkUser {
-  /** Response bytes for the client. */
-  onLinkData(bytes: Buffer): void;
+/** What a stream's current user (one relayed request on the front) hears from the back. */
+export interface StreamUser {
+  /** Response bytes for the client; call `passed` once they are written on (flow control). */
+  onStreamData(bytes: Buffer, passed: () => void): void;
   /** One response complete. */
-  onLinkDone(): void;
-  /** The back's server ended its side (its last response said close). */
-  onLinkEnd(): void;
-  /** The link is gone without END (the back reset the session, or died). */
-  onLinkGone(): void;
-  /** The link is connected and the session can start (only when it was not at once). */
-  onLinkReady(): void;
-  /** The link wants no more bytes for now / again. */
-  onLinkDrain(): void;
+  onStreamDone(): void;
+  /** The back's server ended the stream (its last response closes the connection). */
+  onStreamEnd(): void;
+  /** The stream is gone mid-request: the back reset it, or the link closed. */
+  onStreamReset(): void;
+  /** The link never connected (nothing was sent): serve the request elsewhere. */
+  onStreamUnreachable(): void;
+  /** The window has room again for request bytes. */
+  onStreamCredit(): void;
+  /** The link is connected: the request can be sent. */
+  onStreamReady(): void;
 }
 
-/** Idle links are closed by the front after this long (the back's keep-alive timeout must not race it). */
-const IDLE_LINK_MS = 4_000;
-/** How long a worker whose link would not connect is not tried again. */
-const DOWN_MS = 1_000;
-/** Idle links kept per back worker. */
-const MAX_IDLE_PER_BACK = 16;
-
-/** One link from the front's side. */
-export class FrontLink {
-  readonly socket: net.Socket;
-  private readonly reader: FrameReader;
-  connected = false;
-  /** False once it cannot carry another session (END either way, a reset, bad frames). */
-  reusable = true;
-  private user: LinkUser | null = null;
-  /** The last INFO sent in this session (to send a new one only when it changed). */
-  lastInfo: ConnectionInfo | null = null;
+/** One client connection's stream to one back worker. */
+export class FrontStream {
+  user: StreamUser | null = null;
+  /** Request DATA bytes sent and not credited yet. */
+  private unacked = 0;
+  /** The last INFO sent (a new one only when it changed). */
+  private lastInfo: ConnectionInfo | null = null;
+  /** False once the stream cannot carry another request (reset, ended, link gone). */
+  open = true;
 
   constructor(
-    private readonly pool: LinkPool,
+    readonly link: MuxLink,
+    readonly id: number,
+  ) {}
+
+  get connected(): boolean {
+    return this.link.connected;
+  }
+
+  /** Sends who the client is (when it changed since the last INFO on this stream). */
+  sendInfo(linkInfo: LinkInfo): void {
+    if (this.lastInfo === linkInfo.info) return;
+    this.lastInfo = linkInfo.info;
+    this.link.writer.frame(FRAME_INFO, this.id, Buffer.from(JSON.stringify(linkInfo)));
+  }
+
+  /** Request bytes; false when the window is full (wait for onStreamCredit). */
+  send(bytes: Buffer): boolean {
+    if (bytes.length === 0 || !this.open) return this.open;
+    this.unacked += bytes.length;
+    this.link.writer.frame(FRAME_DATA, this.id, bytes);
+    return this.unacked < STREAM_WINDOW;
+  }
+
+  /** The client half-closed. */
+  sendEnd(): void {
+    if (!this.open) return;
+    this.link.writer.frame(FRAME_END, this.id, null);
+  }
+
+  /** The client connection is gone: the back drops the stream. */
+  reset(): void {
+    if (!this.open) return;
+    this.open = false;
+    this.user = null;
+    this.link.writer.frame(FRAME_RESET, this.id, null);
+    this.link.forget(this);
+  }
+
+  /** A frame for this stream from the back. */
+  onFrame(type: number, payload: Buffer): void {
+    const user = this.user;
+    switch (type) {
+      case FRAME_DATA:
+        if (user === null) return this.reset();
+        user.onStreamData(payload, () => {
+          if (this.open) this.link.writer.credit(this.id, payload.length);
+        });
+        return;
+      case FRAME_DONE:
+        user?.onStreamDone();
+        return;
+      case FRAME_END:
+        this.open = false;
+        this.link.forget(this);
+        user?.onStreamEnd();
+        return;
+      case FRAME_RESET:
+        this.gone();
+        return;
+      case FRAME_CREDIT: {
+        if (payload.length !== 4) return this.link.destroy();
+        const wasFull = this.unacked >= STREAM_WINDOW;
+        this.unacked = Math.max(0, this.unacked - payload.readUInt32LE(0));
+        if (wasFull && this.unacked < STREAM_WINDOW) user?.onStreamCredit();
+        return;
+      }
+      default:
+        this.link.destroy();
+    }
+  }
+
+  /** Reset by the back, or the link went away. */
+  gone(): void {
+    if (!this.open && this.user === null) return;
+    this.open = false;
+    this.link.forget(this);
+    const user = this.user;
+    this.user = null;
+    user?.onStreamReset();
+  }
+}
+
+/** How long a worker whose link would not connect is not tried again. */
+const DOWN_MS = 1_000;
+
+/** The front's link to one back worker. */
+export class MuxLink {
+  readonly socket: net.Socket;
+  readonly writer: FrameWriter;
+  private readonly reader: FrameReader;
+  private readonly streams = new Map<number, FrontStream>();
+  private nextId = 1;
+  connected = false;
+  /** No new streams (its worker left the pool): closes once its last stream ends. */
+  private retiring = false;
+
+  constructor(
+    private readonly links: LinkPool,
     readonly pid: number,
     path: string,
   ) {
-    this.reader = new FrameReader((type, payload) => this.onFrame(type, payload));
     this.socket = net.connect({ path });
+    this.writer = new FrameWriter(this.socket);
+    this.reader = new FrameReader((type, stream, payload) => this.streams.get(stream)?.onFrame(type, payload));
     this.socket.on('connect', () => {
       this.connected = true;
-      this.user?.onLinkReady();
+      for (const stream of [...this.streams.values()]) stream.user?.onStreamReady();
     });
     this.socket.on('data', (chunk: Buffer) => {
       if (!this.reader.push(chunk)) this.socket.destroy();
     });
-    this.socket.on('drain', () => this.user?.onLinkDrain());
-    this.socket.on('timeout', () => {
-      if (this.user === null) this.socket.destroy();
-    });
     this.socket.on('error', ignore);
     this.socket.on('close', () => {
-      this.reusable = false;
-      this.pool.forget(this);
-      const user = this.user;
-      this.user = null;
-      user?.onLinkGone();
+      this.links.forgetLink(this);
+      const streams = [...this.streams.values()];
+      this.streams.clear();
+      if (!this.connected) {
+        this.links.markDown(this.pid);
+        for (const stream of streams) {
+          stream.open = false;
+          const user = stream.user;
+          stream.user = null;
+          user?.onStreamUnreachable();
+        }
+        return;
+      }
+      for (const stream of streams) stream.gone();
     });
   }
 
-  /** Starts a session for `user`. */
-  attach(user: LinkUser): void {
-    this.user = user;
-    this.lastInfo = null;
-    this.socket.setTimeout(0);
-    this.socket.resume();
+  /** A new stream (a client connection's first relay to this back). */
+  open(): FrontStream {
+    const stream = new FrontStream(this, this.nextId);
+    // Ids wrap after 2^32 - 1 streams; one still open with the next id is skipped.
+    do this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
+    while (this.streams.has(this.nextId));
+    this.streams.set(stream.id, stream);
+    return stream;
   }
 
-  /** Sends who the client is (when it changed since the last INFO). */
-  sendInfo(linkInfo: LinkInfo): void {
-    if (this.lastInfo === linkInfo.info) return;
-    this.lastInfo = linkInfo.info;
-    const json = Buffer.from(JSON.stringify(linkInfo));
-    corkFor(this.socket, false);
-    this.socket.write(frameHeader(FRAME_INFO, json.length));
-    this.socket.write(json);
+  get usable(): boolean {
+    return !this.retiring && !this.socket.destroyed;
   }
 
-  /** Request bytes; false when the link buffers more than it should (wait for onLinkDrain). */
-  send(bytes: Buffer): boolean {
-    corkFor(this.socket, false);
-    return writeData(this.socket, [bytes]);
+  forget(stream: FrontStream): void {
+    this.streams.delete(stream.id);
+    if (this.retiring && this.streams.size === 0) this.socket.end();
   }
 
-  /** The client half-closed: the back's server sees the end; the link ends with the session. */
-  sendEnd(): void {
-    this.reusable = false;
-    this.socket.write(END_FRAME);
+  /** Its worker left the pool: no new streams, closed once the open ones end. */
+  retire(): void {
+    this.retiring = true;
+    this.links.forgetLink(this);
+    if (this.streams.size === 0) this.socket.end();
   }
 
-  /** The session is over: back to the pool when it can carry another, else closed. */
-  release(): void {
-    this.user = null;
-    if (!this.reusable || !this.connected || !this.pool.keep(this)) {
-      this.socket.destroy();
-      return;
-    }
-    this.socket.write(IDLE_FRAME);
-    this.socket.setTimeout(IDLE_LINK_MS);
-    // Reading while idle: a close from the back must take it out of the pool.
-    this.socket.resume();
-  }
-
-  /** Drops the session and the link (the client went away mid-session). */
   destroy(): void {
-    this.user = null;
     this.socket.destroy();
   }
 
-  pause(): void {
-    this.socket.pause();
-  }
-
-  resume(): void {
-    this.socket.resume();
-  }
-
-  private onFrame(type: number, payload: Buffer): void {
-    const user = this.user;
-    if (user === null) {
-      // Nothing may arrive on an idle link.
-      this.socket.destroy();
-      return;
-    }
-    switch (type) {
-      case FRAME_DATA:
-        user.onLinkData(payload);
-        return;
-      case FRAME_DONE:
-        user.onLinkDone();
-        return;
-      case FRAME_END:
-        this.reusable = false;
-        user.onLinkEnd();
-        return;
-      default:
-        this.socket.destroy();
-    }
+  /** Streams open (tests). */
+  get streamCount(): number {
+    return this.streams.size;
   }
 }
 
-/** The front's links, idle ones pooled per back worker (by pid). */
+/** The front's links, one per back worker (by pid). */
 export class LinkPool {
-  private readonly idle = new Map<number, FrontLink[]>();
+  private readonly links = new Map<number, MuxLink>();
   /** Workers whose link would not connect, until when (ms since the epoch). */
   private readonly down = new Map<number, number>();
-  /** The workers holding a ready slot, as last announced (null: not yet). */
-  private current: Set<number> | null = null;
-  /** Links opened so far (a counter for the metrics). */
+  /** Links opened so far (a counter for tests and metrics). */
   opened = 0;
 
   constructor(private readonly dir: string) {}
 
-  /** An idle link to `pid`, or a new one (not connected yet: wait for onLinkReady). */
-  acquire(pid: number, user: LinkUser): FrontLink {
-    const list = this.idle.get(pid);
-    let link = list?.pop();
-    while (link !== undefined && !link.reusable) link = list?.pop();
-    if (link === undefined) {
-      link = new FrontLink(this, pid, linkPath(this.dir, pid));
+  /** A new stream to `pid`'s worker, on its link (opened now when there is none). */
+  stream(pid: number): FrontStream {
+    let link = this.links.get(pid);
+    if (link === undefined || !link.usable) {
+      link = new MuxLink(this, pid, linkPath(this.dir, pid));
+      this.links.set(pid, link);
       this.opened++;
     }
-    link.attach(user);
-    return link;
+    return link.open();
   }
 
   /** False for a while after a link to `pid` failed to connect (its worker is going or gone). */
@@ -313,58 +371,33 @@ export class LinkPool {
     return true;
   }
 
-  /** A link to `pid` would not connect: use the master for it for a while. */
   markDown(pid: number): void {
     this.down.set(pid, Date.now() + DOWN_MS);
   }
 
   /**
-   * The master's pool view named these workers (pids; 0 for a slot not ready):
-   * idle links to any other (replaced, draining, gone) close now, before that
-   * worker closes them while it drains, and sessions leave them at their next
-   * request (workers/reuse.ts).
+   * The master's pool view named these workers (pids; 0 for a slot not
+   * ready): links to any other (replaced, draining, gone) take no new
+   * streams and close once their open ones end.
    */
   retain(pids: readonly number[]): void {
-    this.current = new Set(pids);
-    for (const [pid, list] of this.idle) {
-      if (this.current.has(pid)) continue;
-      this.idle.delete(pid);
-      for (const link of list) link.destroy();
-    }
+    const current = new Set(pids);
+    for (const [pid, link] of this.links) if (!current.has(pid)) link.retire();
   }
 
-  /** Takes a link back; false when the pool for its back is full or its worker left the pool. */
-  keep(link: FrontLink): boolean {
-    if (this.current !== null && !this.current.has(link.pid)) return false;
-    let list = this.idle.get(link.pid);
-    if (list === undefined) {
-      list = [];
-      this.idle.set(link.pid, list);
-    }
-    if (list.length >= MAX_IDLE_PER_BACK) return false;
-    list.push(link);
-    return true;
+  forgetLink(link: MuxLink): void {
+    if (this.links.get(link.pid) === link) this.links.delete(link.pid);
   }
 
-  /** A link closed: out of the pool. */
-  forget(link: FrontLink): void {
-    const list = this.idle.get(link.pid);
-    if (list === undefined) return;
-    const at = list.indexOf(link);
-    if (at !== -1) list.splice(at, 1);
-    if (list.length === 0) this.idle.delete(link.pid);
-  }
-
-  /** Idle links to `pid` (for tests and metrics). */
-  idleCount(pid: number): number {
-    return this.idle.get(pid)?.length ?? 0;
+  /** The link to `pid`, if one is open (tests). */
+  linkTo(pid: number): MuxLink | undefined {
+    return this.links.get(pid);
   }
 }
 
 function ignore(): void {
   // A link error is followed by 'close', which does the bookkeeping.
 }
-
 
 // ------------------------------------------------------------------- back
 
@@ -374,109 +407,160 @@ export interface BackContext {
   readonly slot: number;
   /** The app's server. */
   readonly server: () => net.Server;
-  /** A link opened (true) or closed (false): a draining worker waits for its links. */
-  readonly onLinkCount: (open: boolean) => void;
+  /** A stream opened (true) or closed (false): a draining worker waits for its streams. */
+  readonly onStreamCount: (open: boolean) => void;
 }
 
-/**
- * One link from the back's side: the app's server sees it as one keep-alive
- * connection (a {@link Segment}) whose client is the current session's.
- */
-class BackLink implements SegmentOwner {
-  private readonly segment = new Segment(this);
-  private readonly reader: FrameReader;
+/** One stream on the back: the app's server sees it as one keep-alive connection (a {@link Segment}). */
+class BackStream implements SegmentOwner {
+  readonly segment = new Segment(this);
   endpoints: Endpoints = {};
-  private started = false;
-  /** Between sessions (after IDLE): the server's keep-alive timeout must not close the link under the front. */
-  private idle = false;
+  /** Response DATA bytes sent and not credited yet. */
+  private unacked = 0;
+  /** Segment write callbacks waiting for CREDIT. */
+  private waiting: Array<() => void> = [];
+  /** Request bytes pushed to the segment and not credited yet (the server was full). */
+  private uncredited = 0;
+  private closed = false;
 
   constructor(
-    readonly socket: net.Socket,
-    private readonly ctx: BackContext,
-  ) {
-    this.reader = new FrameReader((type, payload) => this.onFrame(type, payload));
-    socket.on('data', (chunk: Buffer) => {
-      if (!this.reader.push(chunk)) socket.destroy();
-    });
-    socket.on('timeout', () => {
-      if (!this.idle) this.segment.emit('timeout');
-    });
-    socket.on('error', ignore);
-    socket.on('close', () => this.segment.destroy());
+    private readonly link: BackLink,
+    readonly id: number,
+  ) {}
+
+  get socket(): net.Socket {
+    return this.link.socket;
   }
 
-  private onFrame(type: number, payload: Buffer): void {
+  /** The back's server manages no timeout of its own on a stream: the client connection's live on the front. */
+  setStreamTimeout(): void {}
+
+  onFrame(type: number, payload: Buffer): void {
     switch (type) {
       case FRAME_INFO: {
-        const linkInfo = JSON.parse(payload.toString()) as LinkInfo;
-        const { info, ...endpoints } = linkInfo;
-        (this.segment as unknown as Record<symbol, unknown>)[CONNECTION_INFO] = { ...info, worker: this.ctx.slot };
+        const { info, ...endpoints } = JSON.parse(payload.toString()) as LinkInfo;
+        (this.segment as unknown as Record<symbol, unknown>)[CONNECTION_INFO] = { ...info, worker: this.link.ctx.slot };
         this.endpoints = endpoints;
-        this.idle = false;
-        if (!this.started) {
-          this.started = true;
-          this.ctx.server().emit('connection', this.segment);
-        }
         return;
       }
       case FRAME_DATA:
-        if (!this.started) {
-          this.socket.destroy();
-          return;
-        }
-        if (!this.segment.push(payload)) this.socket.pause();
+        if (this.segment.push(payload) && this.uncredited === 0) this.link.writer.credit(this.id, payload.length);
+        else this.uncredited += payload.length;
         return;
       case FRAME_END:
         this.segment.push(null);
         return;
-      case FRAME_IDLE:
-        this.idle = true;
+      case FRAME_RESET:
+        this.closed = true;
+        this.segment.destroy();
         return;
+      case FRAME_CREDIT: {
+        if (payload.length !== 4) {
+          this.link.socket.destroy();
+          return;
+        }
+        this.unacked = Math.max(0, this.unacked - payload.readUInt32LE(0));
+        if (this.unacked < STREAM_WINDOW && this.waiting.length > 0) {
+          const waiting = this.waiting;
+          this.waiting = [];
+          for (const done of waiting) done();
+        }
+        return;
+      }
       default:
-        this.socket.destroy();
+        this.link.socket.destroy();
     }
   }
 
   onResponseDone(): void {
-    // After END (the server ended the segment first) the front closes anyway.
-    if (!this.socket.writableEnded && !this.socket.destroyed) this.socket.write(DONE_FRAME);
+    if (!this.closed) this.link.writer.frame(FRAME_DONE, this.id, null);
   }
 
   onSegmentRead(): void {
-    if (this.socket.isPaused()) this.socket.resume();
+    if (this.uncredited === 0 || this.closed) return;
+    this.link.writer.credit(this.id, this.uncredited);
+    this.uncredited = 0;
   }
 
   writeOut(chunks: OutChunk[], done: (error?: Error | null) => void): void {
-    const socket = this.socket;
-    if (socket.destroyed) return done(new Error('link closed'));
-    // Held until the end of this turn, so that the DONE the server reports a
-    // few ticks later leaves in the same writev; so `done` cannot wait for the
-    // write itself: it comes at once unless the link is over its high-water mark.
-    corkFor(socket, true);
-    if (writeData(socket, chunks)) process.nextTick(done);
-    else socket.once('drain', () => done());
+    if (this.closed) return done(new Error('stream closed'));
+    for (const chunk of chunks) {
+      this.unacked += chunkBytes(chunk);
+      this.link.writer.frame(FRAME_DATA, this.id, chunk);
+    }
+    // The server writes on while the window has room; past it, its writes wait for CREDIT.
+    if (this.unacked < STREAM_WINDOW) process.nextTick(done);
+    else this.waiting.push(() => done());
   }
 
   onSegmentFinal(): void {
-    if (this.socket.destroyed) return;
-    this.socket.write(END_FRAME);
-    this.socket.end();
+    if (this.closed) return;
+    this.closed = true;
+    this.link.writer.frame(FRAME_END, this.id, null);
+    this.link.drop(this);
   }
 
   onSegmentDestroy(): void {
-    // What the server wrote last (a 400, a 408) goes out before the close.
-    if (!this.socket.destroyed) this.socket.destroySoon();
+    for (const done of this.waiting) done();
+    this.waiting = [];
+    if (!this.closed) {
+      // What the server wrote last (a 400, a 408) was queued before the reset.
+      this.closed = true;
+      this.link.writer.frame(FRAME_RESET, this.id, null);
+    }
+    this.link.drop(this);
+  }
+}
+
+/** One link from the back's side: its streams, each fed to the app's server. */
+class BackLink {
+  readonly writer: FrameWriter;
+  private readonly reader: FrameReader;
+  private readonly streams = new Map<number, BackStream>();
+
+  constructor(
+    readonly socket: net.Socket,
+    readonly ctx: BackContext,
+  ) {
+    this.writer = new FrameWriter(socket);
+    this.reader = new FrameReader((type, id, payload) => this.onFrame(type, id, payload));
+    socket.on('data', (chunk: Buffer) => {
+      if (!this.reader.push(chunk)) socket.destroy();
+    });
+    socket.on('error', ignore);
+    socket.on('close', () => {
+      for (const stream of [...this.streams.values()]) stream.onFrame(FRAME_RESET, EMPTY);
+    });
+  }
+
+  private onFrame(type: number, id: number, payload: Buffer): void {
+    let stream = this.streams.get(id);
+    if (stream === undefined) {
+      // A stream opens with its INFO; anything else for an unknown stream is late (it was reset) and dropped.
+      if (type !== FRAME_INFO) return;
+      stream = new BackStream(this, id);
+      this.streams.set(id, stream);
+      this.ctx.onStreamCount(true);
+      stream.onFrame(type, payload);
+      this.ctx.server().emit('connection', stream.segment);
+      return;
+    }
+    stream.onFrame(type, payload);
+  }
+
+  drop(stream: BackStream): void {
+    if (this.streams.get(stream.id) !== stream) return;
+    this.streams.delete(stream.id);
+    this.ctx.onStreamCount(false);
   }
 }
 
 /**
  * The back end: listens on `path` (this worker's pid's, see {@link linkPath})
- * and feeds every link to the app's server. Resolves once listening.
+ * and feeds every stream of every link to the app's server. Resolves once listening.
  */
 export function listenForLinks(path: string, ctx: BackContext): Promise<net.Server> {
   const server = net.createServer((socket) => {
-    ctx.onLinkCount(true);
-    socket.once('close', () => ctx.onLinkCount(false));
     new BackLink(socket, ctx);
   });
   return new Promise((resolve, reject) => {

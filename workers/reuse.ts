@@ -1,3 +1,4 @@
+import type http from 'node:http';
 import type net from 'node:net';
 import { Counter } from 'prom-client';
 import { CONNECTION_INFO, connectionInfo, type ConnectionInfo } from '../src/connection-info.js';
@@ -10,7 +11,6 @@ import { parseRequestHead, type RequestHead } from '../src/protocol/http1.js';
 import { firstRequestCloses, newChunkedState, requestFraming, scanChunked, type ChunkedState } from '../src/protocol/http1-framing.js';
 import { hashKey } from '../src/ring/farmhash.js';
 import { pickSlot } from '../src/ring/rendezvous.js';
-import { corkFor, type FrontLink, type LinkPool, type LinkUser } from './link.js';
 import type { RequestHook } from './request-hooks.js';
 import { Segment, writeChunk, type OutChunk, type SegmentOwner } from './segment.js';
 import { workerRegistry } from './worker-metrics.js';
@@ -42,29 +42,18 @@ import { workerRegistry } from './worker-metrics.js';
  *   a connection can never bounce between master and workers.
  */
 
-/**
- * key.reuse "forward": after this many requests in a row relayed to one
- * worker, the connection is handed back to the master (which sends it to that
- * worker) instead of relaying more. Measured per switch (CPU of all processes,
- * wrk keep-alive with random keys, bench/README.md): a relay ≈ 50 µs, a
- * hand-back ≈ 140 µs; moving pays for long runs of one client, which
- * interleaved clients (an ALB) rarely make: with 2 workers and random keys a
- * run of 16 starts once in 2^15 requests.
- */
-export const RELAY_RUN_BEFORE_MOVE = 16;
-
 /** Most bytes read ahead of the request being served before the socket is paused. */
 const MAX_READ_AHEAD_BYTES = 64 * 1024;
 
 /** Requests answered by another worker than their key's (must stay 0 unless key.reuse is "off"). */
-const offWorkerRequests = new Counter({
+export const offWorkerRequests = new Counter({
   name: 'sticky_worker_requests_off_worker_total',
   help: "Requests on reused connections served by another worker than their key's (0 unless key.reuse is off)",
   registers: [workerRegistry],
 });
 
 /** Requests after which a reused connection was handed back to the master. */
-const handedBack = new Counter({
+export const handedBack = new Counter({
   name: 'sticky_worker_handbacks_total',
   help: 'Reused connections the workers handed back to the master because the next request belongs to another worker',
   registers: [workerRegistry],
@@ -87,7 +76,7 @@ export const stickyRejectedInWorker = new Counter({
 });
 
 /** Requests on reused connections relayed to their key's worker over a link (key.reuse "forward"). */
-const forwardedRequests = new Counter({
+export const forwardedRequests = new Counter({
   name: 'sticky_worker_forwarded_requests_total',
   help: 'Requests on reused connections this worker relayed to their key\'s worker over a worker-to-worker link (key.reuse "forward")',
   registers: [workerRegistry],
@@ -102,7 +91,7 @@ export function setPoolView(slotCount: number, ready: readonly number[], pids: r
 }
 
 /** The pid of a ready slot's worker (its link's name), or 0. */
-function readyPid(slot: number): number {
+export function readyPid(slot: number): number {
   const view = poolView;
   if (view === null || slot < 0 || slot >= view.slotCount || view.ready[slot] !== 1) return 0;
   return view.pids[slot] ?? 0;
@@ -124,12 +113,10 @@ export interface ReuseContext {
    * where its next request belongs; `done` once it is on its way (or failed).
    */
   readonly handBack: (socket: net.Socket, bytes: Buffer, info: ConnectionInfo, next: HandbackKey, done: (error: Error | null) => void) => void;
-  /** key.reuse "forward": the links to the other workers (null: hand back instead). */
-  readonly links: LinkPool | null;
 }
 
 /** Where a request belongs. */
-interface Destination {
+export interface Destination {
   readonly key: ClientKey;
   /** The slot a valid sticky cookie names, or -1. */
   readonly stickySlot: number;
@@ -147,7 +134,7 @@ function nowSeconds(): number {
  * rendezvous pick over the ready slots. Without a pool view yet: this slot
  * exactly when the key is the connection's (the master decides otherwise).
  */
-function destination(head: RequestHead, info: ConnectionInfo, ctx: ReuseContext): Destination {
+export function destination(head: RequestHead, info: ConnectionInfo, ctx: ReuseContext): Destination {
   const keyContext: KeyContext = {
     head,
     proxySource: info.proxy?.source?.address ?? null,
@@ -169,22 +156,18 @@ function destination(head: RequestHead, info: ConnectionInfo, ctx: ReuseContext)
   return { key, stickySlot, slot };
 }
 
+/** Whether a request going to `to` has another key (or key source) than `info` says. */
+export function keyChanged(to: Destination, info: ConnectionInfo): boolean {
+  return to.key.key !== info.key || (to.stickySlot === -1 ? to.key.source : 'sticky') !== info.keySource;
+}
+
 type Phase = 'head' | 'body-length' | 'body-chunked' | 'passthrough' | 'gone';
 
 /** One handed-off connection under per-request framing. */
-class ReusedConnection implements SegmentOwner, LinkUser {
+class ReusedConnection implements SegmentOwner {
   private readonly segment: Segment;
   /** The app sees the client socket's own addresses. */
   readonly endpoints: net.Socket;
-  /** key.reuse "forward": the link requests go to now (null: this worker's own server), and its slot. */
-  private remote: FrontLink | null = null;
-  private remoteSlot = -1;
-  /** The back's server ended its side (its last response closes the connection). */
-  private remoteEnded = false;
-  /** Requests relayed over the current link in a row. */
-  private relayRun = 0;
-  /** This worker's server let go of the connection while a relayed request was answered: close once it is. */
-  private closeWhenAnswered = false;
   /** Read from the socket and neither fed nor handed back, from a boundary on (in 'head'). */
   private pending: Buffer = EMPTY;
   private phase: Phase = 'head';
@@ -215,18 +198,10 @@ class ReusedConnection implements SegmentOwner, LinkUser {
     if (this.handingBack) return;
     this.phase = 'gone';
     this.clearHeadTimer();
-    this.dropRemote();
     this.segment.destroy();
   };
   private readonly onTimeout = (): void => {
-    // While requests go over a link, the back's server keeps the idle timeout (on the link).
-    if (this.remote === null) this.segment.emit('timeout');
-  };
-  /** A link's response bytes wait for the client socket to drain. */
-  private clientBlocked = false;
-  private readonly onClientDrain = (): void => {
-    this.clientBlocked = false;
-    this.remote?.resume();
+    this.segment.emit('timeout');
   };
 
   constructor(
@@ -306,7 +281,7 @@ class ReusedConnection implements SegmentOwner, LinkUser {
   private atBoundary(): boolean {
     // The server closes after this response (Connection: close, HTTP/1.0):
     // later bytes would not be read by it either.
-    if (this.segment.writableEnded || this.segment.destroyed || this.remoteEnded) {
+    if (this.segment.writableEnded || this.segment.destroyed) {
       this.pending = EMPTY;
       return false;
     }
@@ -331,41 +306,21 @@ class ReusedConnection implements SegmentOwner, LinkUser {
     const framing = requestFraming(this.pending, 0, headLength, head);
     if (this.fed > 0) {
       const to = destination(head, this.info, this.ctx);
-      const keyChanged = to.key.key !== this.info.key || (to.stickySlot === -1 ? to.key.source : 'sticky') !== this.info.keySource;
-      // A link to a worker that no longer holds its slot (replaced, draining,
-      // gone) is left at this boundary: its worker closes idle links as it drains.
-      const current = this.remote === null ? this.ctx.slot : this.remote.pid === readyPid(this.remoteSlot) ? this.remoteSlot : -2;
-      // Another worker, or another client on a link (the back must not see
-      // the new client while it still answers the last): every response so
-      // far must be complete first.
-      if ((to.slot !== current || (keyChanged && this.remote !== null)) && this.answered !== this.fed) return false;
-      if (to.slot !== current && !this.switchTo(to, framing.kind === 'length' || framing.kind === 'chunked')) return false;
-      if (to.slot === current && this.remote !== null) {
-        // An Upgrade or CONNECT for the link's worker: its tunnel should not
-        // run through two processes, so the connection moves there (through
-        // the master) once every response so far is complete.
-        const opaque = framing.kind === 'opaque';
-        if (opaque && this.answered !== this.fed) return false;
-        // So does a long run of requests for it, instead of relaying every one.
-        if ((opaque || (this.relayRun >= RELAY_RUN_BEFORE_MOVE && this.answered === this.fed)) && !this.clientEnded) {
-          this.releaseRemote();
+      if (to.slot !== this.ctx.slot) {
+        // Another worker: every response so far must be complete first.
+        if (this.answered !== this.fed) return false;
+        if (!this.clientEnded) {
           this.handBack(to);
           return false;
         }
+        // A half-closed client cannot be handed on (its FIN is already read here): served here, counted.
+        offWorkerRequests.inc();
       }
-      // Served here or over the link: the app sees this request's key.
-      if (keyChanged) {
+      // Served here: the app sees this request's key.
+      if (keyChanged(to, this.info)) {
         this.info = { ...this.info, key: to.key.key, keySource: to.stickySlot === -1 ? to.key.source : 'sticky' };
         (this.segment as unknown as Record<symbol, unknown>)[CONNECTION_INFO] = this.info;
       }
-    }
-    if (this.remote !== null) {
-      // Nothing leaves before the link is up: if it never comes up, the request is decided again.
-      if (!this.remote.connected) return false;
-      const socket = this.socket;
-      this.remote.sendInfo({ info: this.info, remoteAddress: socket.remoteAddress, remotePort: socket.remotePort, remoteFamily: socket.remoteFamily, localAddress: socket.localAddress, localPort: socket.localPort });
-      forwardedRequests.inc();
-      this.relayRun++;
     }
     if (framing.kind === 'opaque') {
       this.enterPassthrough('upgrade');
@@ -388,111 +343,6 @@ class ReusedConnection implements SegmentOwner, LinkUser {
     return true;
   }
 
-  /**
-   * Sends the next request (and those after it, until the next switch) to
-   * `to`, every earlier response being complete: this worker's own server, a
-   * link to its worker (key.reuse "forward", for a request whose end the
-   * framer knows: an Upgrade or CONNECT goes back to the master instead, to be
-   * served without a relay), or back to the master. True when the request can
-   * be fed now; false when it waits (a link connecting) or has gone.
-   */
-  private switchTo(to: Destination, framed: boolean): boolean {
-    this.releaseRemote();
-    if (to.slot === this.ctx.slot) return true;
-    const links = this.ctx.links;
-    const pid = framed && links !== null ? readyPid(to.slot) : 0;
-    if (links !== null && pid !== 0 && links.usable(pid)) {
-      this.remote = links.acquire(pid, this);
-      this.remoteSlot = to.slot;
-      // The back's server keeps the idle timeout from now on (see onTimeout).
-      this.socket.setTimeout(0);
-      return this.remote.connected;
-    }
-    if (!this.clientEnded) {
-      this.handBack(to);
-      return false;
-    }
-    // A half-closed client cannot be handed on (its FIN is already read here): served here, counted.
-    offWorkerRequests.inc();
-    return true;
-  }
-
-  /** The link's session is over (every response on it complete): it goes back to the pool. */
-  private releaseRemote(): void {
-    const remote = this.remote;
-    this.relayRun = 0;
-    if (remote === null) return;
-    this.remote = null;
-    this.remoteSlot = -1;
-    remote.release();
-  }
-
-  /** The client connection is going away: the link cannot be reused. */
-  private dropRemote(): void {
-    const remote = this.remote;
-    if (remote === null) return;
-    this.remote = null;
-    remote.destroy();
-  }
-
-  onLinkReady(): void {
-    this.advance();
-  }
-
-  onLinkData(bytes: Buffer): void {
-    // The frames of one read from the link leave in one writev.
-    corkFor(this.socket, false);
-    if (!this.writeOut([bytes]) && !this.clientBlocked) {
-      this.clientBlocked = true;
-      this.remote?.pause();
-      this.socket.once('drain', this.onClientDrain);
-    }
-  }
-
-  onLinkDone(): void {
-    this.onResponseDone();
-  }
-
-  onLinkEnd(): void {
-    // The back's server closes the connection after this response: so do we, once it is written.
-    this.remoteEnded = true;
-    this.releaseRemote();
-    this.pending = EMPTY;
-    this.socket.end();
-  }
-
-  onLinkGone(): void {
-    const remote = this.remote;
-    this.remote = null;
-    this.remoteSlot = -1;
-    if (remote !== null && !remote.connected) {
-      // It never connected (the worker is going): nothing was sent; decide again.
-      this.ctx.links?.markDown(remote.pid);
-      this.advance();
-      return;
-    }
-    if (remote !== null && this.answered === this.fed && this.phase === 'head' && !this.segment.destroyed) {
-      // Nothing was in flight on it (the back closed an idle session: it is
-      // draining, or the client was idle past its keep-alive timeout): the
-      // client's connection goes on, its next request decides again, and this
-      // worker's server keeps its idle timeout again.
-      this.relayRun = 0;
-      const keepAliveMs = (this.ctx.server() as net.Server & { keepAliveTimeout?: number }).keepAliveTimeout;
-      if (keepAliveMs !== undefined && keepAliveMs > 0) this.socket.setTimeout(keepAliveMs);
-      this.advance();
-      return;
-    }
-    // The back reset the session mid-request (an error, a timeout, or it died): the client's connection goes too.
-    this.phase = 'gone';
-    this.clearHeadTimer();
-    if (!this.socket.destroyed) this.socket.destroySoon();
-    this.segment.destroy();
-  }
-
-  onLinkDrain(): void {
-    this.onSegmentRead();
-  }
-
   /** From now on every byte goes to the app's server: no more per-request decisions here. */
   private enterPassthrough(reason: string): void {
     passthroughs.inc({ reason });
@@ -501,16 +351,13 @@ class ReusedConnection implements SegmentOwner, LinkUser {
   }
 
   private feed(bytes: Buffer): void {
-    // After the back's server closed the connection nothing more is served.
-    if (bytes.length === 0 || this.remoteEnded) return;
-    if (!(this.remote === null ? this.segment.push(bytes) : this.remote.send(bytes))) this.segmentFull = true;
+    if (bytes.length > 0 && !this.segment.push(bytes)) this.segmentFull = true;
   }
 
   private feedEnd(): void {
     if (this.endFed) return;
     this.endFed = true;
-    if (this.remote === null) this.segment.push(null);
-    else this.remote.sendEnd();
+    this.segment.push(null);
   }
 
   /** Reads from the socket only while the app's server keeps up and little is buffered ahead. */
@@ -545,14 +392,6 @@ class ReusedConnection implements SegmentOwner, LinkUser {
   /** The app's server finished a response (every byte of it written to the socket). */
   onResponseDone(): void {
     this.answered++;
-    if (this.closeWhenAnswered && this.answered === this.fed) {
-      this.phase = 'gone';
-      this.clearHeadTimer();
-      this.releaseRemote();
-      this.pending = EMPTY;
-      this.socket.end();
-      return;
-    }
     // Later in this tick the server may end the segment (a last response); decide after it.
     if (this.answered === this.fed && this.phase === 'head' && this.pending.length > 0) process.nextTick(() => this.advance());
   }
@@ -563,18 +402,17 @@ class ReusedConnection implements SegmentOwner, LinkUser {
   }
 
   /**
-   * Writes the app's bytes (or a link's) to the client; `done` once the
-   * socket took them (a hand-back waits for all). False when the socket
-   * buffers more than its high-water mark.
+   * Writes the app's bytes to the client; `done` once the socket took them
+   * (a hand-back waits for all).
    */
-  writeOut(chunks: OutChunk[], done?: (error?: Error | null) => void): boolean {
+  writeOut(chunks: OutChunk[], done: (error?: Error | null) => void): void {
     this.writesInFlight++;
     const socket = this.socket;
     if (chunks.length > 1) socket.cork();
     for (let i = 0; i < chunks.length - 1; i++) writeChunk(socket, chunks[i] as OutChunk);
-    const flowing = writeChunk(socket, chunks[chunks.length - 1] as OutChunk, (error) => {
+    writeChunk(socket, chunks[chunks.length - 1] as OutChunk, (error) => {
       this.writesInFlight--;
-      done?.(error ?? null);
+      done(error ?? null);
       if (this.writesInFlight === 0 && this.onFlushed !== null) {
         const flushed = this.onFlushed;
         this.onFlushed = null;
@@ -582,27 +420,18 @@ class ReusedConnection implements SegmentOwner, LinkUser {
       }
     });
     if (chunks.length > 1) socket.uncork();
-    return flowing;
   }
 
   /** The app's server ended its side (it closes the connection after a response). */
   onSegmentFinal(): void {
-    if (!this.handingBack && this.remote === null) this.socket.end();
+    if (!this.handingBack) this.socket.end();
   }
 
   /** The app's server destroyed the segment (error, timeout) or the client left. */
   onSegmentDestroy(): void {
     if (this.handingBack) return;
-    if (this.remote !== null && this.answered !== this.fed && this.phase !== 'gone') {
-      // This worker's server let go of its segment, idle here, while a
-      // request is being answered over a link (a draining worker closing its
-      // idle connections): the response comes first, then the connection closes.
-      this.closeWhenAnswered = true;
-      return;
-    }
     this.phase = 'gone';
     this.clearHeadTimer();
-    this.dropRemote();
     // Whatever the server wrote last (a 400, a 408) goes out before the close.
     if (!this.socket.destroyed) this.socket.destroySoon();
   }
@@ -618,14 +447,8 @@ class ReusedConnection implements SegmentOwner, LinkUser {
     this.handingBack = true;
     this.clearHeadTimer();
     const socket = this.socket;
-    stopReading(socket, this.onData);
-    // Bytes libuv delivered before readStop sit in the stream's buffer; take
-    // them (with `_read` neutralised, read() cannot start the handle again).
-    const buffered: Buffer[] = [this.pending];
-    for (let chunk = socket.read() as Buffer | null; chunk !== null; chunk = socket.read() as Buffer | null) buffered.push(chunk);
-    this.pending = buffered.length === 1 ? this.pending : Buffer.concat(buffered);
-    const readable = socket as unknown as { _readableState: { ended: boolean } };
-    if (readable._readableState.ended) {
+    const taken = takeSocketBack(socket, this.pending, EMPTY, this.onData);
+    if (taken === null) {
       // The client half-closed meanwhile: the FIN is consumed here, so the
       // connection cannot move. Serve the rest here (counted).
       this.handingBack = false;
@@ -633,6 +456,7 @@ class ReusedConnection implements SegmentOwner, LinkUser {
       this.advance();
       return;
     }
+    this.pending = taken;
     const send = (): void => this.sendBack(to);
     if (this.writesInFlight === 0) send();
     else this.onFlushed = send;
@@ -660,6 +484,23 @@ class ReusedConnection implements SegmentOwner, LinkUser {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/**
+ * Stops a socket's reads now (same tick as the decision to hand it back,
+ * src/master/stop-reading.ts) and returns `first` + `second` + every byte the
+ * stream had buffered, or null when the client half-closed meanwhile: its FIN
+ * is consumed here, so the connection can no longer move.
+ */
+export function takeSocketBack(socket: net.Socket, first: Buffer, second: Buffer, onData: (chunk: Buffer) => void = ignore): Buffer | null {
+  stopReading(socket, onData);
+  // Bytes libuv delivered before readStop sit in the stream's buffer; take
+  // them (with `_read` neutralised, read() cannot start the handle again).
+  const buffered: Buffer[] = [first, second];
+  for (let chunk = socket.read() as Buffer | null; chunk !== null; chunk = socket.read() as Buffer | null) buffered.push(chunk);
+  if ((socket as unknown as { _readableState: { ended: boolean } })._readableState.ended) return null;
+  return second.length === 0 && buffered.length === 2 ? first : Buffer.concat(buffered);
+}
+
 /** What Node's http server writes when headersTimeout fires (lib/_http_server.js requestTimeoutResponse). */
 const REQUEST_TIMEOUT_RESPONSE = Buffer.from('HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n', 'ascii');
 
@@ -714,19 +555,23 @@ export function offRequestHook(ctx: ReuseContext): RequestHook {
     const count = (seen.get(req.socket) ?? 0) + 1;
     seen.set(req.socket, count);
     if (count === 1) return false;
-    const headers = req.headers;
-    const head: RequestHead = {
-      method: req.method ?? 'GET',
-      target: req.url ?? '/',
-      version: req.httpVersion === '1.0' ? '1.0' : '1.1',
-      host: headers.host,
-      cookie: headers.cookie,
-      forwardedFor: headerList(headers['x-forwarded-for']),
-      forwarded: headerList(headers.forwarded),
-      upgrade: headers.upgrade,
-    };
-    if (destination(head, info, ctx).slot !== ctx.slot) offWorkerRequests.inc();
+    if (destination(headOfRequest(req), info, ctx).slot !== ctx.slot) offWorkerRequests.inc();
     return false;
+  };
+}
+
+/** The fields of a request Node parsed that key derivation reads (as parseRequestHead gives them). */
+export function headOfRequest(req: http.IncomingMessage): RequestHead {
+  const headers = req.headers;
+  return {
+    method: req.method ?? 'GET',
+    target: req.url ?? '/',
+    version: req.httpVersion === '1.0' ? '1.0' : '1.1',
+    host: headers.host,
+    cookie: headers.cookie,
+    forwardedFor: headerList(headers['x-forwarded-for']),
+    forwarded: headerList(headers.forwarded),
+    upgrade: headers.upgrade,
   };
 }
 
@@ -736,13 +581,12 @@ function headerList(value: string | string[] | undefined): readonly string[] {
 }
 
 /**
- * The hooks for a key.reuse mode (none for "handback" and "forward" requests:
- * the connection hook does it all; "forward" when `ctx.links` is set).
+ * The hooks for a key.reuse mode other than "forward" (workers/forward.ts);
+ * "handback" needs no request hook: the connection hook does it all.
  */
-export function reuseHooks(mode: ReuseMode, ctx: ReuseContext): { connection: ReturnType<typeof handbackConnectionHook> | null; request: RequestHook | null } {
+export function reuseHooks(mode: Exclude<ReuseMode, 'forward'>, ctx: ReuseContext): { connection: ReturnType<typeof handbackConnectionHook> | null; request: RequestHook | null } {
   switch (mode) {
     case 'handback':
-    case 'forward':
       return { connection: handbackConnectionHook(ctx), request: null };
     case 'close':
       return { connection: null, request: closeRequestHook(ctx.rules, ctx.stickyCookie !== undefined) };

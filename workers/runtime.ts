@@ -8,11 +8,12 @@ import { bytesFromWire, bytesToWire, infoFromWire, infoToWire } from '../src/poo
 import { descriptorOf } from '../src/pool/fd-channel.js';
 import { loadApp } from './load-app.js';
 import { edgeHooks } from './inspect.js';
-import { installRequestHooks, type RequestHook } from './request-hooks.js';
+import { installRequestHooks, installUpgradeHooks, type RequestHook, type UpgradeHook } from './request-hooks.js';
 import { connectionsReceived, openConnections, requestsServed, workerRegistry } from './worker-metrics.js';
 import { createTlsFront, type TlsFront } from './tls.js';
 import { reuseMode } from '../src/key/reuse.js';
-import { reuseHooks, setPoolView } from './reuse.js';
+import { reuseHooks, setPoolView, type ReuseContext } from './reuse.js';
+import { forwardHooks } from './forward.js';
 import { stickyCookieHook } from './sticky-cookie.js';
 import { openFdChannel } from './fd-channel.js';
 import { LinkPool, linkPath, listenForLinks } from './link.js';
@@ -94,28 +95,36 @@ if (config.stickyCookie) requestHooks.push(stickyCookieHook(config.stickyCookie,
 const reuseModeInEffect = reuseMode(config.key);
 /** key.reuse "forward": this worker's links to the others (none without the master's directory, or under TLS). */
 const linkPool = reuseModeInEffect === 'forward' && linkDir !== null && !config.tls ? new LinkPool(linkDir) : null;
-// "off" installs nothing unless set explicitly, and then only counts what it misroutes.
-if (reuseModeInEffect !== 'off' || config.key.reuse === 'off') {
-  const mode = reuseModeInEffect;
-  const framed = mode === 'handback' || mode === 'forward';
-  const reuse = reuseHooks(config.tls && framed ? 'close' : mode, {
-    slot,
-    rules: config.key,
-    stickyCookie: config.stickyCookie,
-    maxHeadBytes: Math.max(config.limits.peekBytes, 16 * 1024),
-    headTimeoutMs: config.limits.headersTimeoutMs,
-    server: () => server,
-    handBack: (socket, bytes, info, next, done) => {
-      // On the fd channel when there is one: the descriptor goes in flight, then this process closes its copy.
-      if (fdReceiver?.handBack(descriptorOf(socket), bytes, info, next, done)) return;
-      if (!process.connected || !process.send) return done(new Error('no IPC channel'));
-      const message: WorkerMessage = { type: 'handback', id: 0, bytes: bytesToWire(bytes), info: infoToWire(info), ...next };
-      // keepOpen false: Node detaches the handle from this socket and closes this
-      // process's descriptor once the master has its own.
-      process.send(message, socket, { keepOpen: false }, (error: Error | null) => done(error ?? null));
-    },
-    links: linkPool,
-  });
+/** Upgrade hooks, in order (key.reuse "forward"). */
+const upgradeHooks: UpgradeHook[] = [];
+const reuseContext: ReuseContext = {
+  slot,
+  rules: config.key,
+  stickyCookie: config.stickyCookie,
+  maxHeadBytes: Math.max(config.limits.peekBytes, 16 * 1024),
+  headTimeoutMs: config.limits.headersTimeoutMs,
+  server: () => server,
+  handBack: (socket, bytes, info, next, done) => {
+    // On the fd channel when there is one: the descriptor goes in flight, then this process closes its copy.
+    if (fdReceiver?.handBack(descriptorOf(socket), bytes, info, next, done)) return;
+    if (!process.connected || !process.send) return done(new Error('no IPC channel'));
+    const message: WorkerMessage = { type: 'handback', id: 0, bytes: bytesToWire(bytes), info: infoToWire(info), ...next };
+    // keepOpen false: Node detaches the handle from this socket and closes this
+    // process's descriptor once the master has its own.
+    process.send(message, socket, { keepOpen: false }, (error: Error | null) => done(error ?? null));
+  },
+};
+if (linkPool !== null) {
+  // "forward" with links: per request, on the plain path. First of the hooks,
+  // so that the worker serving a request is the one that inspects, logs and cookies it.
+  const forward = forwardHooks({ ...reuseContext, links: linkPool });
+  requestHooks.unshift(forward.request);
+  upgradeHooks.push(forward.upgrade);
+} else if (reuseModeInEffect !== 'off' || config.key.reuse === 'off') {
+  // "off" installs nothing unless set explicitly, and then only counts what it misroutes.
+  // "forward" without links (no directory from the master) hands back.
+  const mode = reuseModeInEffect === 'forward' ? 'handback' : reuseModeInEffect;
+  const reuse = reuseHooks(config.tls && mode === 'handback' ? 'close' : mode, reuseContext);
   if (reuse.connection) connectionHooks.push(reuse.connection);
   if (reuse.request) requestHooks.push(reuse.request);
 }
@@ -236,6 +245,7 @@ async function main(): Promise<void> {
   // refusals, hand-backs) are not counted as served.
   server.on('request', () => requestsServed.inc());
   installRequestHooks(server, requestHooks);
+  installUpgradeHooks(server, upgradeHooks);
   if (config.tls) tlsFront = createTlsFront(server, config.tls, { handshakeTimeoutMs: config.limits.peekTimeoutMs }, log);
   process.on('message', (message: unknown, handle: unknown) => {
     if (!isMasterMessage(message)) return;
@@ -250,7 +260,7 @@ async function main(): Promise<void> {
       await listenForLinks(linkPath(linkDir, process.pid), {
         slot,
         server: () => server,
-        onLinkCount: (open) => {
+        onStreamCount: (open) => {
           openLinks += open ? 1 : -1;
           if (!open) exitWhenIdle();
         },

@@ -35,6 +35,8 @@ export interface SegmentOwner {
   onSegmentFinal(): void;
   /** The app's server destroyed the segment (or the client left). */
   onSegmentDestroy(): void;
+  /** Where the server's timeouts go, when not to the real stream (a stream of a shared link has none of its own). */
+  setStreamTimeout?(ms: number): void;
 }
 
 /**
@@ -96,7 +98,8 @@ export class Segment extends Duplex {
   }
 
   setTimeout(ms: number, callback?: () => void): this {
-    this.owner.socket.setTimeout(ms);
+    if (this.owner.setStreamTimeout) this.owner.setStreamTimeout(ms);
+    else this.owner.socket.setTimeout(ms);
     if (callback) this.once('timeout', callback);
     return this;
   }

@@ -12,10 +12,11 @@ import type { KeySource } from './derive.js';
  * - `handback`: the worker runtime frames each request itself; one whose key
  *   belongs to another worker makes it hand the connection (and the bytes of
  *   that request) back to the master, which routes it like a new connection.
- * - `forward`: the same framing; such a request is relayed to its worker over
- *   a worker-to-worker link (workers/link.ts) and its response relayed back,
- *   the client's connection staying where it is (a request the framer cannot
- *   delimit, an Upgrade or CONNECT, is handed back instead).
+ * - `forward`: the connection stays on Node's own path (no framing by the
+ *   runtime); such a request is relayed to its worker over a worker-to-worker
+ *   link (workers/forward.ts, workers/link.ts) and its response written back
+ *   in its place, the client's connection staying where it is (an Upgrade or
+ *   CONNECT is handed back instead, so its tunnel has no process in between).
  * - `close`: responses on such connections carry `Connection: close`, so the
  *   proxy opens a fresh connection (decided by the master) per request.
  * - `off`: the first request decides for the whole connection.

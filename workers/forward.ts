@@ -1,0 +1,377 @@
+import type http from 'node:http';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { CONNECTION_INFO, type ConnectionInfo } from '../src/connection-info.js';
+import { mayCarryOtherClients } from '../src/key/reuse.js';
+import type { HandbackKey } from '../src/pool/handoff-batch.js';
+import type { FrontStream, LinkPool, StreamUser } from './link.js';
+import type { RequestHook, UpgradeHook } from './request-hooks.js';
+import { destination, forwardedRequests, handedBack, headOfRequest, keyChanged, offWorkerRequests, readyPid, takeSocketBack, type Destination, type ReuseContext } from './reuse.js';
+
+/**
+ * key.reuse "forward" at the level of requests (issue 6, issue 8). The client
+ * connection stays on the plain path: the app's http server reads the socket
+ * itself and parses every request in C++ (`parser.consume`), exactly as without
+ * key.reuse. A hook in front of the app derives each later request's key from
+ * the headers Node already parsed; a request of another worker's key is
+ * relayed to that worker over a link (workers/link.ts) and its response
+ * written back, byte for byte, in its place among the connection's responses.
+ *
+ * Why not frame the connection in JavaScript (the hand-back path,
+ * workers/reuse.ts): a framed connection costs every request, the ones served
+ * here included, a second stream and a parser fed from JavaScript (measured
+ * ≈ 1.5 × a plain connection's CPU per request); here a request served where
+ * it is costs one header lookup and one hash.
+ *
+ * What is relayed is the request as Node parsed it: the method, target and
+ * version, the raw header lines in their order and case, and the body (a
+ * chunked body is chunked again, trailers included). The response is the
+ * back's bytes unchanged. Node's own outgoing queue keeps the responses in the
+ * order of the requests (pipelining), and its back-pressure applies.
+ *
+ * An Upgrade (or CONNECT) of another worker's key is not relayed: the
+ * connection is handed back to the master with the request's bytes, and its
+ * worker serves the tunnel without a process in between. A request whose
+ * worker cannot be reached (no link, or its worker is going away) is served
+ * here, and counted as off-worker.
+ */
+
+/** What the forward hooks need: the reuse context with links. */
+export interface ForwardContext extends ReuseContext {
+  readonly links: LinkPool;
+}
+
+/** A connection's stream to one back worker, and its relays (one at a time: a new client's INFO must not overtake a response). */
+interface StreamEntry {
+  readonly stream: FrontStream;
+  active: Relay | null;
+  readonly queue: Relay[];
+}
+
+/** A client connection that may carry other clients' requests, after its first request. */
+class ForwardedConnection {
+  /** Its streams, by back worker pid. */
+  private readonly streams = new Map<number, StreamEntry>();
+  /** What the app here sees now (the key of the connection's latest request). */
+  current: ConnectionInfo;
+
+  constructor(
+    readonly socket: net.Socket,
+    /** The info the master sent: the peer and its trust, for every key derived here. */
+    readonly info: ConnectionInfo,
+    private readonly links: LinkPool,
+  ) {
+    this.current = info;
+    // The client left: every back drops its stream (and the request it may still be answering).
+    socket.once('close', () => {
+      for (const entry of this.streams.values()) entry.stream.reset();
+      this.streams.clear();
+    });
+  }
+
+  /** The app here serves this request: it sees the request's key. */
+  serveHere(to: Destination): void {
+    this.present(to);
+    (this.socket as unknown as Record<symbol, unknown>)[CONNECTION_INFO] = this.current;
+  }
+
+  /** The info for a request going to `to`. */
+  present(to: Destination): ConnectionInfo {
+    if (keyChanged(to, this.current)) this.current = { ...this.current, key: to.key.key, keySource: to.stickySlot === -1 ? to.key.source : 'sticky' };
+    return this.current;
+  }
+
+  /** The stream to `pid`'s worker: the open one, or a new one. */
+  entry(pid: number): StreamEntry {
+    const known = this.streams.get(pid);
+    if (known !== undefined && known.stream.open) return known;
+    const entry: StreamEntry = { stream: this.links.stream(pid), active: null, queue: known?.queue ?? [] };
+    this.streams.set(pid, entry);
+    return entry;
+  }
+
+  /** The relay on `entry` is over: the next one waiting for that worker goes. */
+  next(pid: number, entry: StreamEntry): void {
+    entry.active = null;
+    const relay = entry.queue.shift();
+    if (relay !== undefined) relay.start();
+    else if (!entry.stream.open && this.streams.get(pid) === entry) this.streams.delete(pid);
+  }
+}
+
+/** Node's ServerResponse internals the relay writes through (lib/_http_outgoing.js, Node 12–22). */
+interface RawResponse {
+  _header: string | null;
+  _headerSent: boolean;
+  _last: boolean;
+  _writeRaw(data: Buffer, encoding: undefined, callback?: () => void): boolean;
+  _sent100?: boolean;
+}
+
+/** Stands for the head Node would have written: the back's bytes carry the real one. */
+const RELAYED_HEAD = 'relayed';
+
+/** One request relayed to its worker over a link. */
+class Relay implements StreamUser {
+  private entry: StreamEntry | null = null;
+  private finished = false;
+  /** The back's server closes after this response (or the client asked to): so does this connection. */
+  private closeAfter: boolean;
+  /** The request body waits for CREDIT. */
+  private bodyPaused = false;
+
+  constructor(
+    private readonly connection: ForwardedConnection,
+    private readonly req: http.IncomingMessage,
+    private readonly res: http.ServerResponse,
+    private readonly to: Destination,
+    private readonly pid: number,
+    private readonly ctx: ForwardContext,
+    private readonly serveHere: (req: http.IncomingMessage, res: http.ServerResponse) => void,
+  ) {
+    // Connection: close or HTTP/1.0 from the client, or a draining worker's "close" set before the hooks ran.
+    this.closeAfter = !res.shouldKeepAlive || res.getHeader('connection') === 'close';
+  }
+
+  /** Sends the request now, or after the relay before it on the same stream. */
+  start(): void {
+    if (this.connection.socket.destroyed) return;
+    if (!this.ctx.links.usable(this.pid)) {
+      this.onStreamUnreachable();
+      return;
+    }
+    const entry = this.connection.entry(this.pid);
+    if (entry.active !== null) {
+      entry.queue.push(this);
+      return;
+    }
+    this.entry = entry;
+    entry.active = this;
+    entry.stream.user = this;
+    if (entry.stream.connected) this.send();
+  }
+
+  /** Sends the request: who the client is, the head, then the body as it arrives. */
+  private send(): void {
+    const stream = (this.entry as StreamEntry).stream;
+    const req = this.req;
+    const socket = this.connection.socket;
+    const info = this.connection.present(this.to);
+    stream.sendInfo({ info, remoteAddress: socket.remoteAddress, remotePort: socket.remotePort, remoteFamily: socket.remoteFamily, localAddress: socket.localAddress, localPort: socket.localPort });
+    // Node answered Expect: 100-continue here already (no checkContinue listener): the back must not answer it again.
+    const sent100 = (this.res as unknown as RawResponse)._sent100 === true;
+    stream.send(requestHead(req, sent100));
+    forwardedRequests.inc();
+    const headers = req.headers;
+    const chunked = headers['transfer-encoding'] !== undefined;
+    if (!chunked && (headers['content-length'] === undefined || headers['content-length'] === '0')) return;
+    req.on('data', (chunk: Buffer) => {
+      // Every piece is sent (within the window's slack); the last answer says whether to wait.
+      let flowing = chunked ? stream.send(chunkHeader(chunk.length)) : true;
+      flowing = stream.send(chunk) && flowing;
+      if (chunked) flowing = stream.send(CRLF) && flowing;
+      if (!flowing && stream.open) {
+        this.bodyPaused = true;
+        req.pause();
+      }
+    });
+    req.on('end', () => {
+      if (chunked) stream.send(lastChunk(req.rawTrailers));
+    });
+  }
+
+  onStreamReady(): void {
+    this.send();
+  }
+
+  onStreamData(bytes: Buffer, passed: () => void): void {
+    const res = this.res as unknown as RawResponse;
+    if (res._header === null) {
+      // The back's bytes start with its head: Node must not write one of its own.
+      res._header = RELAYED_HEAD;
+      res._headerSent = true;
+    }
+    // The frames of one read from the link (a head and a body, often) leave in one writev.
+    corkUntilNextTick(this.connection.socket);
+    // Written to the client, or queued behind the responses before it (Node's outgoing queue); credited once written.
+    res._writeRaw(bytes, undefined, passed);
+  }
+
+  onStreamDone(): void {
+    // An END in the same read (the back closes after this response) is seen first.
+    process.nextTick(() => this.finish());
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    const entry = this.entry as StreamEntry;
+    entry.stream.user = null;
+    const res = this.res as unknown as RawResponse;
+    if (res._header === null) {
+      // A response without a byte cannot come from Node's server: treat it as a reset.
+      entry.stream.reset();
+      this.connection.socket.destroy();
+      return;
+    }
+    if (this.closeAfter) res._last = true;
+    this.res.end();
+    this.connection.next(this.pid, entry);
+  }
+
+  onStreamEnd(): void {
+    this.closeAfter = true;
+    // END after this response was finished: the client read "Connection: close" in it; this side closes too.
+    if (this.finished) this.connection.socket.end();
+  }
+
+  onStreamReset(): void {
+    if (this.finished) return;
+    // The back reset the stream mid-request (an error, a timeout, or it died): the client's connection goes too.
+    this.finished = true;
+    this.connection.socket.destroy();
+  }
+
+  onStreamUnreachable(): void {
+    // The link never connected (its worker is going): nothing was sent.
+    this.finished = true;
+    serveHereAndClose(this.connection, this.to, this.req, this.res, this.serveHere);
+    if (this.entry !== null) this.connection.next(this.pid, this.entry);
+  }
+
+  onStreamCredit(): void {
+    if (!this.bodyPaused) return;
+    this.bodyPaused = false;
+    this.req.resume();
+  }
+}
+
+/**
+ * A request whose worker cannot be reached now (not ready in the master's
+ * view, or its link will not connect: it is going away) cannot be handed back
+ * either: Node's parser already owns the connection's bytes. It is served
+ * here (counted), and its response closes the connection, so the proxy's next
+ * request comes on a new connection, decided by the master: at most one
+ * request per connection served off its worker.
+ */
+function serveHereAndClose(connection: ForwardedConnection, to: Destination, req: http.IncomingMessage, res: http.ServerResponse, serveHere: (req: http.IncomingMessage, res: http.ServerResponse) => void): void {
+  offWorkerRequests.inc();
+  connection.serveHere(to);
+  res.shouldKeepAlive = false;
+  res.setHeader('connection', 'close');
+  serveHere(req, res);
+}
+
+const corked = new WeakSet<net.Socket>();
+
+function uncork(socket: net.Socket): void {
+  corked.delete(socket);
+  socket.uncork();
+}
+
+/** Holds a socket's writes until the current tick is over (once per tick). */
+function corkUntilNextTick(socket: net.Socket): void {
+  if (corked.has(socket)) return;
+  corked.add(socket);
+  socket.cork();
+  process.nextTick(uncork, socket);
+}
+
+const CRLF = Buffer.from('\r\n', 'latin1');
+
+function chunkHeader(length: number): Buffer {
+  return Buffer.from(`${length.toString(16)}\r\n`, 'latin1');
+}
+
+/** The last chunk of a chunked body, with the request's trailers (RFC 9112 7.1). */
+function lastChunk(rawTrailers: readonly string[]): Buffer {
+  let text = '0\r\n';
+  for (let i = 0; i + 1 < rawTrailers.length; i += 2) text += `${rawTrailers[i] as string}: ${rawTrailers[i + 1] as string}\r\n`;
+  return Buffer.from(`${text}\r\n`, 'latin1');
+}
+
+/**
+ * The request head as Node parsed it: the request line and the raw header
+ * lines in their order and case. Node keeps header bytes as latin1 strings, so
+ * latin1 gives back the bytes that arrived. `dropExpect`: without the Expect
+ * header (Node here answered 100-continue already).
+ */
+export function requestHead(req: http.IncomingMessage, dropExpect: boolean): Buffer {
+  let head = `${req.method ?? 'GET'} ${req.url ?? '/'} HTTP/${req.httpVersion}\r\n`;
+  const raw = req.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (dropExpect && name.length === 6 && name.toLowerCase() === 'expect') continue;
+    head += `${name}: ${raw[i + 1] as string}\r\n`;
+  }
+  return Buffer.from(`${head}\r\n`, 'latin1');
+}
+
+/**
+ * The hooks of key.reuse "forward": one in front of the app's requests (it
+ * must come before the other hooks, so that the worker serving a request is
+ * the one that inspects, logs and cookies it) and one in front of its upgrades.
+ */
+export function forwardHooks(ctx: ForwardContext): { request: RequestHook; upgrade: UpgradeHook } {
+  const sticky = ctx.stickyCookie !== undefined;
+  /** Per client connection after its first request: its state, or null when it cannot carry other clients. */
+  const connections = new WeakMap<object, ForwardedConnection | null>();
+
+  /** The connection's state for a later request, or null (first request, or one client only). */
+  const later = (socket: Duplex | null): ForwardedConnection | null => {
+    // Only client connections: requests arriving over a link (a Segment) are this worker's own by construction.
+    if (!(socket instanceof net.Socket)) return null;
+    const known = connections.get(socket);
+    if (known !== undefined) return known;
+    // The first request: the master decided it.
+    const info = (socket as unknown as Record<symbol, ConnectionInfo | undefined>)[CONNECTION_INFO];
+    connections.set(socket, info !== undefined && mayCarryOtherClients(info, ctx.rules.order, sticky) ? new ForwardedConnection(socket, info, ctx.links) : null);
+    return null;
+  };
+
+  const request: RequestHook = (req, res, serveHere) => {
+    const connection = later(req.socket);
+    if (connection === null) return false;
+    const to = destination(headOfRequest(req), connection.info, ctx);
+    if (to.slot === ctx.slot) {
+      connection.serveHere(to);
+      return false;
+    }
+    const pid = readyPid(to.slot);
+    if (pid === 0 || !ctx.links.usable(pid)) serveHereAndClose(connection, to, req, res, serveHere);
+    else new Relay(connection, req, res, to, pid, ctx, serveHere).start();
+    return true;
+  };
+
+  const upgrade: UpgradeHook = (req, socket, head) => {
+    const connection = later(socket);
+    if (connection === null) return false;
+    const to = destination(headOfRequest(req), connection.info, ctx);
+    if (to.slot === ctx.slot) {
+      connection.serveHere(to);
+      return false;
+    }
+    // A response still being written (a pipelined request before it), or a
+    // client that half-closed (its FIN is read here): the tunnel cannot move.
+    const client = socket as net.Socket & { _httpMessage?: unknown };
+    if ((client._httpMessage ?? null) !== null || client.readableEnded) {
+      offWorkerRequests.inc();
+      connection.serveHere(to);
+      return false;
+    }
+    const taken = takeSocketBack(client, requestHead(req, false), head);
+    if (taken === null) {
+      // The client half-closed while its reads were being stopped: a tunnel to nobody.
+      client.destroy();
+      return true;
+    }
+    const next: HandbackKey = { key: to.key.key, keySource: to.key.source, ...(to.stickySlot === -1 ? {} : { stickySlot: to.stickySlot }) };
+    handedBack.inc();
+    const send = (): void => ctx.handBack(client, taken, connection.present(to), next, () => client.destroy());
+    if (client.writableLength === 0) send();
+    else client.once('drain', send);
+    return true;
+  };
+
+  return { request, upgrade };
+}
