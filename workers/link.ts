@@ -71,6 +71,12 @@ export function frameHeader(type: number, stream: number, length: number): Buffe
 
 const EMPTY = Buffer.alloc(0);
 
+function chunksBytes(chunks: readonly OutChunk[]): number {
+  let total = 0;
+  for (const chunk of chunks) total += chunkBytes(chunk);
+  return total;
+}
+
 /**
  * Splits a byte stream into frames. Payloads are views of the chunks read
  * (no copy), except for a frame cut across reads.
@@ -417,8 +423,8 @@ class BackStream implements SegmentOwner {
   endpoints: Endpoints = {};
   /** Response DATA bytes sent and not credited yet. */
   private unacked = 0;
-  /** Segment write callbacks waiting for CREDIT. */
-  private waiting: Array<() => void> = [];
+  /** Response bytes the window has no room for yet, and the write callback of each chunk. */
+  private readonly blocked: Array<{ bytes: Buffer; done: (() => void) | null }> = [];
   /** Request bytes pushed to the segment and not credited yet (the server was full). */
   private uncredited = 0;
   private closed = false;
@@ -460,11 +466,7 @@ class BackStream implements SegmentOwner {
           return;
         }
         this.unacked = Math.max(0, this.unacked - payload.readUInt32LE(0));
-        if (this.unacked < STREAM_WINDOW && this.waiting.length > 0) {
-          const waiting = this.waiting;
-          this.waiting = [];
-          for (const done of waiting) done();
-        }
+        this.pump();
         return;
       }
       default:
@@ -484,13 +486,39 @@ class BackStream implements SegmentOwner {
 
   writeOut(chunks: OutChunk[], done: (error?: Error | null) => void): void {
     if (this.closed) return done(new Error('stream closed'));
-    for (const chunk of chunks) {
-      this.unacked += chunkBytes(chunk);
-      this.link.writer.frame(FRAME_DATA, this.id, chunk);
+    if (this.blocked.length === 0 && this.unacked + chunksBytes(chunks) <= STREAM_WINDOW) {
+      // The common case, a response smaller than the window: framed as written (strings stay strings).
+      for (const chunk of chunks) {
+        this.unacked += chunkBytes(chunk);
+        this.link.writer.frame(FRAME_DATA, this.id, chunk);
+      }
+      process.nextTick(done);
+      return;
     }
-    // The server writes on while the window has room; past it, its writes wait for CREDIT.
-    if (this.unacked < STREAM_WINDOW) process.nextTick(done);
-    else this.waiting.push(() => done());
+    // Past the window the bytes wait for CREDIT, cut to what the window has room for, and so does the server's write.
+    for (let i = 0; i < chunks.length; i++) {
+      const chunk = chunks[i] as OutChunk;
+      this.blocked.push({ bytes: Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.text, chunk.encoding), done: i === chunks.length - 1 ? () => done() : null });
+    }
+    this.pump();
+  }
+
+  /** Sends what the window has room for of the blocked bytes. */
+  private pump(): void {
+    while (this.blocked.length > 0 && !this.closed) {
+      const room = STREAM_WINDOW - this.unacked;
+      if (room <= 0) return;
+      const head = this.blocked[0] as { bytes: Buffer; done: (() => void) | null };
+      const bytes = head.bytes.length <= room ? head.bytes : head.bytes.subarray(0, room);
+      this.unacked += bytes.length;
+      this.link.writer.frame(FRAME_DATA, this.id, bytes);
+      if (bytes.length < head.bytes.length) {
+        head.bytes = head.bytes.subarray(bytes.length);
+        return;
+      }
+      this.blocked.shift();
+      head.done?.();
+    }
   }
 
   onSegmentFinal(): void {
@@ -501,8 +529,7 @@ class BackStream implements SegmentOwner {
   }
 
   onSegmentDestroy(): void {
-    for (const done of this.waiting) done();
-    this.waiting = [];
+    for (const blocked of this.blocked.splice(0)) blocked.done?.();
     if (!this.closed) {
       // What the server wrote last (a 400, a 408) was queued before the reset.
       this.closed = true;

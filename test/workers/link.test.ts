@@ -1,46 +1,51 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
+import type net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { connectionInfo, type ConnectionInfo } from '../../src/connection-info.js';
 import {
+  FRAME_CREDIT,
   FRAME_DATA,
   FRAME_DONE,
   FRAME_END,
-  FRAME_IDLE,
   FRAME_INFO,
+  FRAME_RESET,
   FrameReader,
+  HEADER_BYTES,
   LinkPool,
   MAX_FRAME_BYTES,
-  corkFor,
+  STREAM_WINDOW,
   frameHeader,
   linkPath,
   listenForLinks,
-  type FrontLink,
-  type LinkUser,
+  type FrontStream,
+  type StreamUser,
 } from '../../workers/link.js';
 
-t.test('FrameReader: frames cut anywhere come out whole and in order', (t) => {
-  const frames: Array<[number, Buffer]> = [
-    [FRAME_INFO, Buffer.from('{"a":1}')],
-    [FRAME_DATA, randomBytes(3000)],
-    [FRAME_DONE, Buffer.alloc(0)],
-    [FRAME_DATA, randomBytes(1)],
-    [FRAME_END, Buffer.alloc(0)],
-    [FRAME_IDLE, Buffer.alloc(0)],
+t.test('FrameReader: frames cut anywhere come out whole, in order, with their stream ids', (t) => {
+  const frames: Array<[number, number, Buffer]> = [
+    [FRAME_INFO, 1, Buffer.from('{"a":1}')],
+    [FRAME_DATA, 1, randomBytes(3000)],
+    [FRAME_DATA, 0xffffffff, randomBytes(7)],
+    [FRAME_DONE, 1, Buffer.alloc(0)],
+    [FRAME_CREDIT, 2, Buffer.from([1, 2, 3, 4])],
+    [FRAME_END, 3, Buffer.alloc(0)],
+    [FRAME_RESET, 4, Buffer.alloc(0)],
   ];
-  const stream = Buffer.concat(frames.flatMap(([type, payload]) => [frameHeader(type, payload.length), payload]));
-  for (const piece of [1, 2, 5, 6, 7, 1000, stream.length]) {
-    const got: Array<[number, Buffer]> = [];
-    const reader = new FrameReader((type, payload) => got.push([type, Buffer.from(payload)]));
-    for (let at = 0; at < stream.length; at += piece) t.equal(reader.push(stream.subarray(at, at + piece)), true);
+  const bytes = Buffer.concat(frames.flatMap(([type, stream, payload]) => [frameHeader(type, stream, payload.length), payload]));
+  for (const piece of [1, 2, 5, HEADER_BYTES - 1, HEADER_BYTES, HEADER_BYTES + 1, 1000, bytes.length]) {
+    const got: Array<[number, number, Buffer]> = [];
+    const reader = new FrameReader((type, stream, payload) => got.push([type, stream, Buffer.from(payload)]));
+    let accepted = true;
+    for (let at = 0; at < bytes.length; at += piece) accepted = reader.push(bytes.subarray(at, at + piece)) && accepted;
+    t.equal(accepted, true, `pieces of ${piece}: every piece accepted`);
     t.equal(got.length, frames.length, `pieces of ${piece}: every frame`);
     t.ok(
-      got.every(([type, payload], i) => type === frames[i]?.[0] && payload.equals(frames[i]?.[1] as Buffer)),
-      `pieces of ${piece}: types and payloads intact`,
+      got.every(([type, stream, payload], i) => type === frames[i]?.[0] && stream === frames[i]?.[1] && payload.equals(frames[i]?.[2] as Buffer)),
+      `pieces of ${piece}: types, streams and payloads intact`,
     );
   }
   t.end();
@@ -48,10 +53,10 @@ t.test('FrameReader: frames cut anywhere come out whole and in order', (t) => {
 
 t.test('FrameReader: an unknown type or an oversized frame is refused', (t) => {
   const reader = new FrameReader(() => t.fail('no frame expected'));
-  t.equal(reader.push(Buffer.from([9, 0, 0, 0, 0])), false, 'unknown type');
-  t.equal(reader.push(Buffer.from([0, 0, 0, 0, 0])), false, 'type 0');
-  t.equal(new FrameReader(() => undefined).push(frameHeader(FRAME_DATA, MAX_FRAME_BYTES + 1)), false, 'too long');
-  t.equal(new FrameReader(() => undefined).push(frameHeader(FRAME_DATA, 10)), true, 'a header waiting for its payload is fine');
+  t.equal(reader.push(frameHeader(7, 1, 0)), false, 'unknown type');
+  t.equal(new FrameReader(() => undefined).push(frameHeader(0, 1, 0)), false, 'type 0');
+  t.equal(new FrameReader(() => undefined).push(frameHeader(FRAME_DATA, 1, MAX_FRAME_BYTES + 1)), false, 'too long');
+  t.equal(new FrameReader(() => undefined).push(frameHeader(FRAME_DATA, 1, 10)), true, 'a header waiting for its payload is fine');
   t.end();
 });
 
@@ -64,236 +69,277 @@ t.test('LinkPool: a worker whose link would not connect is not tried again for a
   t.end();
 });
 
-t.test('corkFor: writes of one tick leave together, then the socket is uncorked', async (t) => {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => server.close());
-  const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
-  const socket = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
-  await new Promise((resolve) => socket.once('connect', resolve));
-  const peer = await accepted;
-  corkFor(socket, false);
-  corkFor(socket, false);
-  socket.write('a');
-  socket.write('b');
-  t.equal(socket.writableCorked, 1, 'corked once however often asked');
-  await new Promise((resolve) => process.nextTick(resolve));
-  t.equal(socket.writableCorked, 0, 'uncorked after the tick');
-  corkFor(socket, true);
-  socket.write('c');
-  await new Promise((resolve) => setImmediate(resolve));
-  t.equal(socket.writableCorked, 0, 'uncorked after the turn');
-  let got = '';
-  peer.setEncoding('utf8');
-  await new Promise<void>((resolve) =>
-    peer.on('data', (chunk: string) => {
-      got += chunk;
-      if (got.length === 3) resolve();
-    }),
-  );
-  t.equal(got, 'abc');
-  socket.destroy();
-  peer.destroy();
-});
-
-/** Resolves once `predicate` holds, checking every 10 ms. */
-async function pollUntil(predicate: () => boolean): Promise<void> {
-  while (!predicate()) await new Promise((resolve) => setTimeout(resolve, 10));
-}
-
-/** A LinkUser that records what the back sends. */
-class Recorder implements LinkUser {
+/** A StreamUser that records what it hears; `hold` keeps the credit of received bytes until `release`. */
+class Recorder implements StreamUser {
   data: Buffer[] = [];
   done = 0;
   ended = false;
-  gone = false;
-  ready = 0;
-  drained = 0;
+  reset = false;
+  unreachable = false;
+  credits = 0;
+  ready = false;
+  hold = false;
+  private held: Array<() => void> = [];
   private waiters: Array<() => void> = [];
-  onLinkData(bytes: Buffer): void {
+
+  onStreamData(bytes: Buffer, passed: () => void): void {
     this.data.push(Buffer.from(bytes));
+    if (this.hold) this.held.push(passed);
+    else passed();
     this.wake();
   }
-  onLinkDone(): void {
+  onStreamDone(): void {
     this.done++;
     this.wake();
   }
-  onLinkEnd(): void {
+  onStreamEnd(): void {
     this.ended = true;
     this.wake();
   }
-  onLinkGone(): void {
-    this.gone = true;
+  onStreamReset(): void {
+    this.reset = true;
     this.wake();
   }
-  onLinkReady(): void {
-    this.ready++;
+  onStreamUnreachable(): void {
+    this.unreachable = true;
     this.wake();
   }
-  onLinkDrain(): void {
-    this.drained++;
+  onStreamCredit(): void {
+    this.credits++;
+    this.wake();
   }
-  text(): string {
-    return Buffer.concat(this.data).toString('latin1');
+  onStreamReady(): void {
+    this.ready = true;
+    this.wake();
   }
-  async until(predicate: () => boolean): Promise<void> {
-    while (!predicate()) await new Promise<void>((resolve) => this.waiters.push(resolve));
+
+  release(): void {
+    this.hold = false;
+    for (const passed of this.held.splice(0)) passed();
   }
+
+  get bytes(): Buffer {
+    return Buffer.concat(this.data);
+  }
+
+  /** Resolves once `predicate` holds (checked after every event), bounded. */
+  until(predicate: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), timeoutMs);
+      const check = (): void => {
+        if (predicate()) {
+          clearTimeout(timer);
+          resolve();
+        } else this.waiters.push(check);
+      };
+      check();
+    });
+  }
+
   private wake(): void {
     for (const waiter of this.waiters.splice(0)) waiter();
   }
 }
 
-/** A new session on a link to `pid`, once the link is connected. */
-async function connectedSession(pool: LinkPool, pid: number): Promise<{ user: Recorder; link: FrontLink }> {
-  const user = new Recorder();
-  const link = pool.acquire(pid, user);
-  await user.until(() => user.ready === 1);
-  return { user, link };
+const INFO: ConnectionInfo = { key: '198.51.100.7', keySource: 'forwarded', worker: 0, proxy: null, peer: '127.0.0.1', peerTrusted: true };
+const BACK_PID = 424242;
+
+/** A back (an http server behind listenForLinks) and a front pool in a fresh directory. */
+async function setup(t: { teardown(fn: () => unknown): void }, handler: http.RequestListener): Promise<{ pool: LinkPool; server: http.Server; streams: () => number; stop: () => void }> {
+  const dir = mkdtempSync(join(tmpdir(), 'link-test-'));
+  const server = http.createServer(handler);
+  let open = 0;
+  const listener = await listenForLinks(linkPath(dir, BACK_PID), { slot: 1, server: () => server, onStreamCount: (opened) => (open += opened ? 1 : -1) });
+  const stop = (): void => {
+    listener.close();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const pool = new LinkPool(dir);
+  t.teardown(() => {
+    pool.linkTo(BACK_PID)?.destroy();
+    stop();
+  });
+  return { pool, server, streams: () => open, stop };
 }
 
-const INFO: ConnectionInfo = { key: '198.51.100.7', keySource: 'forwarded', worker: 0, proxy: null, peer: '127.0.0.1', peerTrusted: true };
+/** Opens a stream for `user` and sends the client's INFO and `request`. */
+async function relay(pool: LinkPool, user: Recorder, request: string | Buffer, info: ConnectionInfo = INFO): Promise<FrontStream> {
+  const stream = pool.stream(BACK_PID);
+  stream.user = user;
+  if (!stream.connected) await user.until(() => user.ready, 'the link to connect');
+  stream.sendInfo({ info, remoteAddress: '198.51.100.7', remotePort: 4242, remoteFamily: 'IPv4', localAddress: '10.0.0.1', localPort: 80 });
+  stream.send(Buffer.from(request));
+  return stream;
+}
 
-t.test('a link end to end: the back feeds its app server, answers with DATA then DONE, and the link is reused', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'link-test-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const seen: Array<{ url: string; key: string | undefined; worker: number | undefined; remote: string | undefined; local: string | undefined; body: string }> = [];
-  const app = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
+t.test('a relayed request reaches the back as its client, its response comes back whole, then DONE', async (t) => {
+  const seen: Array<Record<string, unknown>> = [];
+  const { pool } = await setup(t, (req, res) => {
+    const info = connectionInfo(req.socket);
+    seen.push({ key: info?.key, worker: info?.worker, remoteAddress: req.socket.remoteAddress, remotePort: req.socket.remotePort, localPort: req.socket.localPort });
+    res.end(`hello ${req.url}`);
+  });
+  const user = new Recorder();
+  await relay(pool, user, 'GET /one HTTP/1.1\r\nhost: x\r\n\r\n');
+  await user.until(() => user.done === 1, 'DONE');
+  t.match(user.bytes.toString(), /^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\nhello \/one$/, "the back's response, byte for byte");
+  t.same(seen, [{ key: INFO.key, worker: 1, remoteAddress: '198.51.100.7', remotePort: 4242, localPort: 80 }], "the back's app sees the client, under its own slot");
+  t.equal(user.ended || user.reset, false, 'the stream stays open');
+});
+
+t.test('two streams on one link: requests interleaved, each response to its own stream, one link', async (t) => {
+  const { pool } = await setup(t, (req, res) => {
+    // The first answers last: the streams must not wait for each other.
+    setTimeout(() => res.end(`answer ${req.url}`), req.url === '/slow' ? 100 : 0);
+  });
+  const slow = new Recorder();
+  const fast = new Recorder();
+  await relay(pool, slow, 'GET /slow HTTP/1.1\r\nhost: x\r\n\r\n');
+  await relay(pool, fast, 'GET /fast HTTP/1.1\r\nhost: x\r\n\r\n');
+  await fast.until(() => fast.done === 1, 'the fast answer');
+  t.equal(slow.done, 0, 'the slow one still pending');
+  await slow.until(() => slow.done === 1, 'the slow answer');
+  t.match(fast.bytes.toString(), /answer \/fast$/);
+  t.match(slow.bytes.toString(), /answer \/slow$/);
+  t.equal(pool.opened, 1, 'both on one link');
+  t.equal(pool.linkTo(BACK_PID)?.streamCount, 2);
+});
+
+t.test('flow control: a client that does not pass bytes on holds at most a window of its response in flight', async (t) => {
+  const body = randomBytes(3 * 1024 * 1024);
+  let finished = false;
+  const { pool } = await setup(t, (_req, res) => {
+    res.setHeader('content-length', body.length);
+    res.end(body, () => (finished = true));
+  });
+  const user = new Recorder();
+  user.hold = true;
+  await relay(pool, user, 'GET /big HTTP/1.1\r\nhost: x\r\n\r\n');
+  await user.until(() => user.bytes.length >= STREAM_WINDOW, 'a window of bytes');
+  // Give the back time to send more than it may.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const inFlight = user.bytes.length;
+  t.ok(inFlight < STREAM_WINDOW + 128 * 1024, `${inFlight} bytes arrived without credit (window ${STREAM_WINDOW}, plus the chunk that crossed it)`);
+  t.equal(finished, false, "the back's response waits");
+  user.release();
+  await user.until(() => user.done === 1, 'the rest after credit');
+  const received = user.bytes;
+  t.ok(received.subarray(received.length - body.length).equals(body), '3 MiB intact');
+});
+
+t.test('flow control: request bytes past the window wait for the back to read them', async (t) => {
+  let request: http.IncomingMessage | null = null;
+  const chunks: Buffer[] = [];
+  const { pool } = await setup(t, (req, res) => {
+    request = req;
+    req.pause();
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      const info = connectionInfo(req.socket);
-      seen.push({ url: req.url ?? '', key: info?.key, worker: info?.worker, remote: req.socket.remoteAddress, local: (req.socket.address() as net.AddressInfo).address, body: Buffer.concat(chunks).toString() });
-      const body = `${req.url} ${info?.key}`;
-      res.writeHead(200, { 'content-length': Buffer.byteLength(body), ...(req.url === '/last' ? { connection: 'close' } : {}) });
-      res.end(body);
-    });
+    req.on('end', () => res.end(String(Buffer.concat(chunks).length)));
   });
-  let open = 0;
-  let everOpened = 0;
-  const fakePid = 4_000_000 + process.pid;
-  const links = await listenForLinks(linkPath(dir, fakePid), {
-    slot: 3,
-    server: () => app,
-    onLinkCount: (isOpen) => {
-      open += isOpen ? 1 : -1;
-      if (isOpen) everOpened++;
-    },
-  });
-  t.teardown(() => links.close());
-  const pool = new LinkPool(dir);
-
-  // A session: INFO, then a request in two DATA frames.
-  const first = new Recorder();
-  const link: FrontLink = pool.acquire(fakePid, first);
-  t.equal(link.connected, false, 'a new link connects first');
-  await first.until(() => first.ready === 1);
-  link.sendInfo({ info: INFO, remoteAddress: '203.0.113.9', remotePort: 5555, remoteFamily: 'IPv4', localAddress: '10.0.0.1', localPort: 80 });
-  link.sendInfo({ info: INFO, remoteAddress: 'ignored: same info object' });
-  t.equal(link.send(Buffer.from('POST /one HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n\r\nhe')), true);
-  link.send(Buffer.from('llo'));
-  await first.until(() => first.done === 1);
-  t.match(first.text(), /^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\n\/one 198\.51\.100\.7$/, 'the response, whole, before DONE');
-  t.same(seen[0], { url: '/one', key: '198.51.100.7', worker: 3, remote: '203.0.113.9', local: '10.0.0.1', body: 'hello' }, "the app saw the session's client and key, and its own slot");
-  link.release();
-  t.equal(pool.idleCount(fakePid), 1, 'back in the pool');
-
-  // The next session reuses the link, with another client.
-  const second = new Recorder();
-  const again = pool.acquire(fakePid, second);
-  t.equal(again, link, 'the idle link is reused');
-  t.equal(pool.idleCount(fakePid), 0);
-  again.sendInfo({ info: { ...INFO, key: '198.51.100.8' }, remoteAddress: '203.0.113.10' });
-  again.send(Buffer.from('GET /two HTTP/1.1\r\nhost: x\r\n\r\n'));
-  await second.until(() => second.done === 1);
-  t.match(second.text(), /\/two 198\.51\.100\.8$/, "the second session's key");
-  t.equal(seen[1]?.remote, '203.0.113.10');
-  t.equal(first.data.length > 0 && second.data.length > 0, true);
-
-  // A response that closes: DATA, DONE, then END; the link cannot be reused.
-  again.send(Buffer.from('GET /last HTTP/1.1\r\nhost: x\r\n\r\n'));
-  await second.until(() => second.ended);
-  t.equal(second.done, 2, 'DONE came before END');
-  t.equal(again.reusable, false);
-  again.release();
-  t.equal(pool.idleCount(fakePid), 0, 'an ended link is closed, not pooled');
-  await pollUntil(() => open === 0);
-  t.equal(everOpened, 1, 'one link carried both sessions');
-  t.equal(pool.opened, 1);
+  const size = 4 * STREAM_WINDOW;
+  const user = new Recorder();
+  const stream = await relay(pool, user, `POST /upload HTTP/1.1\r\nhost: x\r\ncontent-length: ${size}\r\n\r\n`);
+  let flowing = true;
+  let sent = 0;
+  while (flowing && sent < size) {
+    flowing = stream.send(randomBytes(16 * 1024));
+    sent += 16 * 1024;
+  }
+  t.equal(flowing, false, 'send says wait once a window is in flight');
+  t.ok(sent <= STREAM_WINDOW + 16 * 1024, `stopped after ${sent} bytes`);
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  t.equal(user.credits, 0, 'no credit while the app does not read');
+  (request as unknown as http.IncomingMessage).resume();
+  await user.until(() => user.credits === 1, 'credit once the app reads');
+  while (sent < size) {
+    if (!stream.send(randomBytes(16 * 1024))) await user.until(() => user.credits > 0, 'credit');
+    user.credits = 0;
+    sent += 16 * 1024;
+  }
+  await user.until(() => user.done === 1, 'the answer');
+  t.match(user.bytes.toString(), new RegExp(`\\r\\n\\r\\n${size}$`), 'every byte reached the app');
 });
 
-t.test('a link: the client half-closes (END to the back), a bad frame resets, a dead back is gone', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'link-test-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  // Answers at once: Node's server (httpAllowHalfOpen false) ends its side as soon as it reads the client's FIN.
-  const app = http.createServer((req, res) => {
-    req.resume();
-    res.end('ok');
+t.test("a response that closes the connection ends the stream; the next request opens another", async (t) => {
+  const { pool, streams } = await setup(t, (req, res) => {
+    res.setHeader('connection', 'close');
+    res.end(req.url);
   });
-  const fakePid = 4_100_000 + process.pid;
-  const links = await listenForLinks(linkPath(dir, fakePid), { slot: 1, server: () => app, onLinkCount: () => undefined });
-  const pool = new LinkPool(dir);
-
-  const { user, link } = await connectedSession(pool, fakePid);
-  link.sendInfo({ info: INFO });
-  link.send(Buffer.from('GET / HTTP/1.1\r\nhost: x\r\n\r\n'));
-  link.sendEnd();
-  await user.until(() => user.ended);
-  t.match(user.text(), /^HTTP\/1\.1 200 OK\r\n[\s\S]*ok$/, 'answered, then the server ended its side after the client did');
-  t.equal(link.reusable, false);
-  link.release();
-
-  // DATA before any INFO is not a session: the back resets the link.
-  const { user: raw, link: bad } = await connectedSession(pool, fakePid);
-  bad.send(Buffer.from('GET / HTTP/1.1\r\n\r\n'));
-  await raw.until(() => raw.gone);
-  t.pass('reset without INFO');
-
-  // An unknown frame type from the front: reset too.
-  const { user: junk, link: junkLink } = await connectedSession(pool, fakePid);
-  junkLink.socket.write(Buffer.from([77, 0, 0, 0, 0]));
-  await junk.until(() => junk.gone);
-  t.pass('reset on a bad frame');
-
-  // A back that is not there: the link never connects; its user hears it is gone.
-  await new Promise<void>((resolve) => links.close(() => resolve()));
-  const orphan = new Recorder();
-  const dead = pool.acquire(fakePid, orphan);
-  await orphan.until(() => orphan.gone);
-  t.equal(dead.connected, false, 'never connected');
-  t.equal(orphan.ready, 0);
+  const user = new Recorder();
+  const stream = await relay(pool, user, 'GET /last HTTP/1.1\r\nhost: x\r\n\r\n');
+  await user.until(() => user.ended, 'END');
+  t.equal(user.done, 1, 'DONE before END');
+  t.equal(stream.open, false, 'the stream carries no more requests');
+  const next = new Recorder();
+  const another = await relay(pool, next, 'GET /again HTTP/1.1\r\nhost: x\r\n\r\n');
+  t.not(another.id, stream.id, 'a new stream');
+  await next.until(() => next.ended, 'its END');
+  await user.until(() => streams() === 0, 'the back to drop both streams');
+  t.equal(pool.opened, 1, 'still one link');
 });
 
-t.test('a link: a big response is relayed whole through backpressure; a destroyed session closes the link', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'link-test-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const big = randomBytes(3 * 1024 * 1024);
-  const app = http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      res.writeHead(200, { 'content-length': big.length });
-      // Many writes, so that the link goes over its high-water mark.
-      for (let at = 0; at < big.length; at += 100_000) res.write(big.subarray(at, at + 100_000));
-      res.end();
-    });
+t.test("a front's RESET drops the back's request; a back that destroys the stream resets it on the front", async (t) => {
+  let aborted: Promise<void> | null = null;
+  const { pool, streams } = await setup(t, (req) => {
+    // Never answers: the client goes away.
+    aborted = new Promise((resolve) => req.once('close', () => resolve()));
   });
-  const fakePid = 4_200_000 + process.pid;
-  let open = 0;
-  const links = await listenForLinks(linkPath(dir, fakePid), { slot: 1, server: () => app, onLinkCount: (isOpen) => (open += isOpen ? 1 : -1) });
-  t.teardown(() => links.close());
+  const user = new Recorder();
+  const stream = await relay(pool, user, 'POST /never HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\nabc');
+  for (let i = 0; i < 200 && aborted === null; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  stream.reset();
+  await aborted;
+  t.pass("the back's request closed");
+  for (let i = 0; i < 200 && streams() !== 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  t.equal(streams(), 0, 'the back dropped the stream');
+
+  // Bytes Node's server refuses: it answers 400 and destroys the connection (the stream).
+  const bad = new Recorder();
+  await relay(pool, bad, 'NOT HTTP AT ALL\r\n\r\n');
+  await bad.until(() => bad.reset, 'RESET');
+  t.match(bad.bytes.toString(), /^HTTP\/1\.1 400/, 'what the server wrote last came first');
+});
+
+t.test('a link to nowhere: its streams are unreachable and the worker is not tried again for a while', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'link-none-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const pool = new LinkPool(dir);
-  const { user, link } = await connectedSession(pool, fakePid);
-  link.sendInfo({ info: INFO });
-  link.send(Buffer.from('GET /big HTTP/1.1\r\nhost: x\r\n\r\n'));
-  // Read slowly for a while: the back must wait, not buffer without bound, and lose nothing.
-  link.pause();
-  await new Promise((resolve) => setTimeout(resolve, 50));
-  link.resume();
-  await user.until(() => user.done === 1);
-  const all = Buffer.concat(user.data);
-  const bodyAt = all.indexOf('\r\n\r\n') + 4;
-  t.ok(all.subarray(bodyAt).equals(big), '3 MiB relayed byte for byte');
-  link.destroy();
-  await pollUntil(() => open === 0);
-  t.pass('the back closed its end');
+  const user = new Recorder();
+  const stream = pool.stream(BACK_PID);
+  stream.user = user;
+  await user.until(() => user.unreachable, 'unreachable');
+  t.equal(user.reset, false, 'not a reset: nothing was sent');
+  t.equal(pool.usable(BACK_PID), false, 'marked down');
+});
+
+t.test('the back going away resets the streams with a request in flight', async (t) => {
+  const sockets = new Set<net.Socket>();
+  const { pool, server, stop } = await setup(t, () => {
+    // Never answers; the back dies instead.
+  });
+  server.on('connection', (segment: net.Socket) => sockets.add(segment));
+  const user = new Recorder();
+  await relay(pool, user, 'GET /hang HTTP/1.1\r\nhost: x\r\n\r\n');
+  for (let i = 0; i < 200 && sockets.size === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  stop();
+  // The listener is closed; the established link goes with the back's side of it.
+  (pool.linkTo(BACK_PID) as { socket: net.Socket }).socket.destroy();
+  await user.until(() => user.reset, 'RESET');
+  t.pass('reset');
+});
+
+t.test('retain: a link to a worker that left the pool takes no new stream and closes after its last', async (t) => {
+  const { pool } = await setup(t, (req, res) => setTimeout(() => res.end('late'), 100));
+  const user = new Recorder();
+  const stream = await relay(pool, user, 'GET /x HTTP/1.1\r\nhost: x\r\n\r\n');
+  const link = pool.linkTo(BACK_PID) as unknown as { socket: net.Socket; usable: boolean };
+  pool.retain([1, 2, 3]);
+  t.equal(link.usable, false, 'retired');
+  t.equal(pool.linkTo(BACK_PID), undefined, 'out of the pool');
+  t.equal(link.socket.destroyed, false, 'still open for its stream');
+  const closed = new Promise<void>((resolve) => link.socket.once('close', () => resolve()));
+  await user.until(() => user.done === 1, 'the answer');
+  stream.reset();
+  await closed;
+  t.pass('closed once its last stream ended');
 });
