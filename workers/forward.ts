@@ -119,6 +119,10 @@ class Relay implements StreamUser {
   private closeAfter: boolean;
   /** The request body waits for CREDIT. */
   private bodyPaused = false;
+  /** What was sent of the request, until the back shows it took it (null: it did, or nothing sent yet). */
+  private replay: Buffer[] | null = null;
+  /** The stream's CREDIT count when the request was sent: one more means the back took it. */
+  private creditsAtSend = 0;
 
   constructor(
     private readonly connection: ForwardedConnection,
@@ -145,39 +149,67 @@ class Relay implements StreamUser {
       entry.queue.push(this);
       return;
     }
+    this.begin(entry);
+  }
+
+  private begin(entry: StreamEntry): void {
     this.entry = entry;
     entry.active = this;
     entry.stream.user = this;
     if (entry.stream.connected) this.send();
   }
 
-  /** Sends the request: who the client is, the head, then the body as it arrives. */
+  /**
+   * Sends the request: who the client is, the head, then the body as it
+   * arrives. What was sent is kept (a window at most) until the back shows it
+   * took the request (a CREDIT, a response byte): a back that refuses the
+   * stream (it closed it as idle meanwhile) gets it again on a new one.
+   */
   private send(): void {
     const stream = (this.entry as StreamEntry).stream;
-    const req = this.req;
     const socket = this.connection.socket;
     const info = this.connection.present(this.to);
     stream.sendInfo({ info, remoteAddress: socket.remoteAddress, remotePort: socket.remotePort, remoteFamily: socket.remoteFamily, localAddress: socket.localAddress, localPort: socket.localPort });
+    this.creditsAtSend = stream.credits;
+    if (this.replay !== null) {
+      // Again, on a new stream.
+      for (const bytes of this.replay) stream.send(bytes);
+      return;
+    }
+    const req = this.req;
     // Node answered Expect: 100-continue here already (no checkContinue listener): the back must not answer it again.
     const sent100 = (this.res as unknown as RawResponse)._sent100 === true;
-    stream.send(requestHead(req, sent100));
+    const head = requestHead(req, sent100);
+    this.replay = [head];
+    stream.send(head);
     forwardedRequests.inc();
     const headers = req.headers;
     const chunked = headers['transfer-encoding'] !== undefined;
     if (!chunked && (headers['content-length'] === undefined || headers['content-length'] === '0')) return;
     req.on('data', (chunk: Buffer) => {
       // Every piece is sent (within the window's slack); the last answer says whether to wait.
-      let flowing = chunked ? stream.send(chunkHeader(chunk.length)) : true;
-      flowing = stream.send(chunk) && flowing;
-      if (chunked) flowing = stream.send(CRLF) && flowing;
-      if (!flowing && stream.open) {
+      let flowing = chunked ? this.sendBody(chunkHeader(chunk.length)) : true;
+      flowing = this.sendBody(chunk) && flowing;
+      if (chunked) flowing = this.sendBody(CRLF) && flowing;
+      if (!flowing && !this.finished) {
         this.bodyPaused = true;
         req.pause();
       }
     });
     req.on('end', () => {
-      if (chunked) stream.send(lastChunk(req.rawTrailers));
+      if (chunked) this.sendBody(lastChunk(req.rawTrailers));
     });
+  }
+
+  /** Request body bytes, on the current stream (kept for a resend until the back took the request). */
+  private sendBody(bytes: Buffer): boolean {
+    const entry = this.entry;
+    if (entry === null || this.finished) return false;
+    if (this.replay !== null) {
+      if (entry.stream.credits === this.creditsAtSend) this.replay.push(bytes);
+      else this.replay = null;
+    }
+    return entry.stream.send(bytes);
   }
 
   onStreamReady(): void {
@@ -185,6 +217,7 @@ class Relay implements StreamUser {
   }
 
   onStreamData(bytes: Buffer, passed: () => void): void {
+    this.replay = null;
     const res = this.res as unknown as RawResponse;
     if (res._header === null) {
       // The back's bytes start with its head: Node must not write one of its own.
@@ -223,6 +256,19 @@ class Relay implements StreamUser {
     this.closeAfter = true;
     // END after this response was finished: the client read "Connection: close" in it; this side closes too.
     if (this.finished) this.connection.socket.end();
+  }
+
+  onStreamRefused(): void {
+    if (this.finished) return;
+    const entry = this.entry as StreamEntry;
+    // Taken (a CREDIT came) or answered in part: it may have been processed, so it cannot go again.
+    if (this.replay === null || entry.stream.credits !== this.creditsAtSend) {
+      this.onStreamReset();
+      return;
+    }
+    // Not processed: again on a new stream (the relays queued behind it wait for it there).
+    entry.active = null;
+    this.begin(this.connection.entry(this.pid));
   }
 
   onStreamReset(): void {

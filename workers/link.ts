@@ -24,7 +24,14 @@ import { Segment, chunkBytes, type Endpoints, type OutChunk, type SegmentOwner }
  * - END    (both ways)    the client half-closed / the back's server ended the stream;
  * - DONE   (back → front) one response is complete (every byte of it sent before);
  * - RESET  (both ways)    the stream is gone (the client left, the back's server destroyed it);
+ *                         from the back with the payload byte 1 ("refused", HTTP/2's
+ *                         REFUSED_STREAM): nothing sent on it since its last response was
+ *                         processed, so the request may go again on a new stream;
  * - CREDIT (both ways)    u32 LE: that many DATA bytes of the stream were passed on.
+ *
+ * Stream ids only grow on a link (a back opens a stream only with an id above
+ * every id it opened before), so a frame for a stream the back already closed
+ * can never open a new one by mistake; a link whose ids run out is retired.
  *
  * Flow control per stream and direction, as HTTP/2 does it (RFC 9113 5.2):
  * at most {@link STREAM_WINDOW} DATA bytes are in flight without CREDIT, so a
@@ -158,6 +165,8 @@ export interface StreamUser {
   onStreamData(bytes: Buffer, passed: () => void): void;
   /** One response complete. */
   onStreamDone(): void;
+  /** The back refused the stream before processing what was sent on it since its last response: send it again elsewhere. */
+  onStreamRefused(): void;
   /** The back's server ended the stream (its last response closes the connection). */
   onStreamEnd(): void;
   /** The stream is gone mid-request: the back reset it, or the link closed. */
@@ -179,6 +188,8 @@ export class FrontStream {
   private lastInfo: ConnectionInfo | null = null;
   /** False once the stream cannot carry another request (reset, ended, link gone). */
   open = true;
+  /** CREDIT frames received: one after a request was sent means the back took it. */
+  credits = 0;
 
   constructor(
     readonly link: MuxLink,
@@ -238,10 +249,12 @@ export class FrontStream {
         user?.onStreamEnd();
         return;
       case FRAME_RESET:
-        this.gone();
+        if (payload.length === 1 && payload[0] === REFUSED) this.refused();
+        else this.gone();
         return;
       case FRAME_CREDIT: {
         if (payload.length !== 4) return this.link.destroy();
+        this.credits++;
         const wasFull = this.unacked >= STREAM_WINDOW;
         this.unacked = Math.max(0, this.unacked - payload.readUInt32LE(0));
         if (wasFull && this.unacked < STREAM_WINDOW) user?.onStreamCredit();
@@ -250,6 +263,15 @@ export class FrontStream {
       default:
         this.link.destroy();
     }
+  }
+
+  /** The back closed the stream without processing what came after its last response. */
+  private refused(): void {
+    this.open = false;
+    this.link.forget(this);
+    const user = this.user;
+    this.user = null;
+    user?.onStreamRefused();
   }
 
   /** Reset by the back, or the link went away. */
@@ -261,6 +283,17 @@ export class FrontStream {
     this.user = null;
     user?.onStreamReset();
   }
+}
+
+/** The RESET payload of a stream the back refused (see FRAME_RESET). */
+const REFUSED = 1;
+const REFUSED_PAYLOAD = Buffer.from([REFUSED]);
+/** The largest stream id (u32); tests may lower it through {@link setMaxStreamId}. */
+let MAX_STREAM_ID = 0xffffffff;
+
+/** For tests: makes links retire after `id` streams. */
+export function setMaxStreamId(id: number): void {
+  MAX_STREAM_ID = id;
 }
 
 /** How long a worker whose link would not connect is not tried again. */
@@ -313,11 +346,10 @@ export class MuxLink {
 
   /** A new stream (a client connection's first relay to this back). */
   open(): FrontStream {
-    const stream = new FrontStream(this, this.nextId);
-    // Ids wrap after 2^32 - 1 streams; one still open with the next id is skipped.
-    do this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
-    while (this.streams.has(this.nextId));
+    const stream = new FrontStream(this, this.nextId++);
     this.streams.set(stream.id, stream);
+    // Ids only grow: the last one retires the link (its open streams finish on it).
+    if (this.nextId > MAX_STREAM_ID) this.retire();
     return stream;
   }
 
@@ -428,6 +460,9 @@ class BackStream implements SegmentOwner {
   /** Request bytes pushed to the segment and not credited yet (the server was full). */
   private uncredited = 0;
   private closed = false;
+  /** Requests begun on the stream (DATA after the last response) and responses completed. */
+  private requests = 0;
+  private answered = 0;
 
   constructor(
     private readonly link: BackLink,
@@ -450,6 +485,8 @@ class BackStream implements SegmentOwner {
         return;
       }
       case FRAME_DATA:
+        // Bytes after the last response start a request (or continue one): not idle any more.
+        if (this.requests === this.answered) this.requests++;
         if (this.segment.push(payload) && this.uncredited === 0) this.link.writer.credit(this.id, payload.length);
         else this.uncredited += payload.length;
         return;
@@ -475,6 +512,7 @@ class BackStream implements SegmentOwner {
   }
 
   onResponseDone(): void {
+    this.answered++;
     if (!this.closed) this.link.writer.frame(FRAME_DONE, this.id, null);
   }
 
@@ -532,8 +570,10 @@ class BackStream implements SegmentOwner {
     for (const blocked of this.blocked.splice(0)) blocked.done?.();
     if (!this.closed) {
       // What the server wrote last (a 400, a 408) was queued before the reset.
+      // Destroyed with no request in progress (a draining worker closing idle
+      // connections): whatever the front sent since is not processed, "refused".
       this.closed = true;
-      this.link.writer.frame(FRAME_RESET, this.id, null);
+      this.link.writer.frame(FRAME_RESET, this.id, this.segment._httpMessage === null && this.requests === this.answered ? REFUSED_PAYLOAD : null);
     }
     this.link.drop(this);
   }
@@ -544,6 +584,8 @@ class BackLink {
   readonly writer: FrameWriter;
   private readonly reader: FrameReader;
   private readonly streams = new Map<number, BackStream>();
+  /** The highest stream id opened: ids only grow. */
+  private lastOpened = 0;
 
   constructor(
     readonly socket: net.Socket,
@@ -563,8 +605,14 @@ class BackLink {
   private onFrame(type: number, id: number, payload: Buffer): void {
     let stream = this.streams.get(id);
     if (stream === undefined) {
-      // A stream opens with its INFO; anything else for an unknown stream is late (it was reset) and dropped.
-      if (type !== FRAME_INFO) return;
+      if (type === FRAME_RESET || type === FRAME_CREDIT) return;
+      // A stream opens with its INFO and a new id; anything else is for a
+      // stream closed here already, which processed none of it: refused.
+      if (type !== FRAME_INFO || id <= this.lastOpened) {
+        this.writer.frame(FRAME_RESET, id, REFUSED_PAYLOAD);
+        return;
+      }
+      this.lastOpened = id;
       stream = new BackStream(this, id);
       this.streams.set(id, stream);
       this.ctx.onStreamCount(true);

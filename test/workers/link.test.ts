@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
-import type net from 'node:net';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -20,6 +20,7 @@ import {
   STREAM_WINDOW,
   frameHeader,
   linkPath,
+  setMaxStreamId,
   listenForLinks,
   type FrontStream,
   type StreamUser,
@@ -75,6 +76,7 @@ class Recorder implements StreamUser {
   done = 0;
   ended = false;
   reset = false;
+  refused = false;
   unreachable = false;
   credits = 0;
   ready = false;
@@ -98,6 +100,10 @@ class Recorder implements StreamUser {
   }
   onStreamReset(): void {
     this.reset = true;
+    this.wake();
+  }
+  onStreamRefused(): void {
+    this.refused = true;
     this.wake();
   }
   onStreamUnreachable(): void {
@@ -342,4 +348,81 @@ t.test('retain: a link to a worker that left the pool takes no new stream and cl
   stream.reset();
   await closed;
   t.pass('closed once its last stream ended');
+});
+
+t.test('a back that closes an idle stream refuses it: the front may send its request again; it never answers on it', async (t) => {
+  const segments: net.Socket[] = [];
+  const { pool, server } = await setup(t, (req, res) => res.end(req.url));
+  server.on('connection', (segment: net.Socket) => segments.push(segment));
+  const first = new Recorder();
+  const stream = await relay(pool, first, 'GET /first HTTP/1.1\r\nhost: x\r\n\r\n');
+  await first.until(() => first.done === 1, 'the first answer');
+  // The next request is on its way when the back (draining) closes the stream as idle.
+  const second = new Recorder();
+  stream.user = second;
+  (segments[0] as net.Socket).destroy();
+  await second.until(() => second.refused, 'refused');
+  t.equal(second.reset, false, 'refused, not reset: nothing after the last response was processed');
+  t.equal(stream.open, false);
+});
+
+t.test('the back refuses frames for a stream it closed or never opened, and never reopens an old id', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'link-raw-'));
+  const server = http.createServer((req, res) => res.end(req.url));
+  const listener = await listenForLinks(linkPath(dir, BACK_PID), { slot: 0, server: () => server, onStreamCount: () => undefined });
+  t.teardown(() => {
+    listener.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const socket = net.connect(linkPath(dir, BACK_PID));
+  t.teardown(() => socket.destroy());
+  const frames: Array<[number, number, Buffer]> = [];
+  const reader = new FrameReader((type, stream, payload) => frames.push([type, stream, Buffer.from(payload)]));
+  socket.on('data', (chunk: Buffer) => reader.push(chunk));
+  const write = (type: number, stream: number, payload: Buffer): void => {
+    socket.write(frameHeader(type, stream, payload.length));
+    socket.write(payload);
+  };
+  const info = Buffer.from(JSON.stringify({ info: INFO }));
+  const get = Buffer.from('GET /x HTTP/1.1\r\nhost: x\r\n\r\n');
+  const until = async (predicate: () => boolean, what: string): Promise<void> => {
+    for (let i = 0; i < 500 && !predicate(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    t.ok(predicate(), what);
+  };
+  write(FRAME_DATA, 5, get);
+  await until(() => frames.some(([type, stream]) => type === FRAME_RESET && stream === 5), 'DATA for a stream never opened: RESET');
+  t.same(frames.find(([type, stream]) => type === FRAME_RESET && stream === 5)?.[2], Buffer.from([1]), 'refused');
+  write(FRAME_INFO, 7, info);
+  write(FRAME_DATA, 7, get);
+  await until(() => frames.some(([type, stream]) => type === FRAME_DONE && stream === 7), 'stream 7 opened by its INFO and answered');
+  write(FRAME_RESET, 7, Buffer.alloc(0));
+  write(FRAME_INFO, 6, info);
+  write(FRAME_DATA, 6, get);
+  await until(() => frames.some(([type, stream]) => type === FRAME_RESET && stream === 6), 'an id below the last opened: refused, not opened');
+  t.notOk(frames.some(([type, stream]) => type === FRAME_DATA && stream === 6), 'and not answered');
+});
+
+t.test('a link whose stream ids run out is retired: the next stream goes on a new link', async (t) => {
+  setMaxStreamId(2);
+  t.teardown(() => setMaxStreamId(0xffffffff));
+  const { pool } = await setup(t, (req, res) => res.end(req.url));
+  const a = new Recorder();
+  const first = await relay(pool, a, 'GET /a HTTP/1.1\r\nhost: x\r\n\r\n');
+  const b = new Recorder();
+  const second = await relay(pool, b, 'GET /b HTTP/1.1\r\nhost: x\r\n\r\n');
+  t.equal(second.id, 2);
+  await b.until(() => b.done === 1, 'b answered on the old link');
+  const c = new Recorder();
+  const third = await relay(pool, c, 'GET /c HTTP/1.1\r\nhost: x\r\n\r\n');
+  await c.until(() => c.done === 1, 'c answered');
+  t.equal(pool.opened, 2, 'a second link');
+  t.equal(third.id, 1, 'whose ids start again');
+  t.match(c.bytes.toString(), /\/c$/);
+  // The old link closes once its last stream is gone.
+  const oldLink = (first as unknown as { link: { socket: net.Socket } }).link.socket;
+  const closed = new Promise<void>((resolve) => oldLink.once('close', () => resolve()));
+  first.reset();
+  second.reset();
+  await closed;
+  t.pass('the retired link closed after its last stream');
 });
