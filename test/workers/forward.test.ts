@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { CONNECTION_INFO, type ConnectionInfo } from '../../src/connection-info.js';
 import { forwardHooks } from '../../workers/forward.js';
-import { FRAME_CREDIT, FRAME_DATA, FRAME_DONE, FRAME_INFO, FRAME_RESET, FrameReader, LinkPool, frameHeader, linkPath } from '../../workers/link.js';
+import { FRAME_CREDIT, FRAME_DATA, FRAME_DONE, FRAME_INFO, FRAME_KEY, FRAME_RESET, FrameReader, LinkPool, frameHeader, linkPath } from '../../workers/link.js';
 import { installRequestHooks } from '../../workers/request-hooks.js';
 import { setPoolView } from '../../workers/reuse.js';
 import { parseResponse, readResponse } from '../helpers/balancer.js';
@@ -131,6 +131,26 @@ t.test("a request of another worker's key is sent as Node parsed it (header line
   // The connection goes on: the next request of this worker's key is served here.
   socket.write(`GET /again HTTP/1.1\r\nhost: x\r\nx-forwarded-for: ${HERE}\r\n\r\n`);
   t.equal((await readResponse(socket)).body.toString(), 'here /again');
+});
+
+t.test("the same stream's next relayed request of another client carries only its key (a KEY frame)", async (t) => {
+  const dir = setup(t);
+  const frames = await scriptedBack(t, dir, (frame, send) => {
+    if (frame.type !== FRAME_DATA) return;
+    send(FRAME_DATA, frame.stream, OK('there'));
+    send(FRAME_DONE, frame.stream);
+  });
+  const port = await front(t, dir);
+  const socket = await client(t, port);
+  const other = keys.filter((key) => preference(key, 2)[0] === 1)[1] as string;
+  for (const key of [THERE, other]) {
+    socket.write(`GET /k HTTP/1.1\r\nhost: x\r\nx-forwarded-for: ${key}\r\n\r\n`);
+    t.equal((await readResponse(socket)).body.toString(), 'there');
+  }
+  t.same(frames.filter((frame) => frame.type === FRAME_INFO || frame.type === FRAME_KEY).map((frame) => [frame.type, frame.stream]), [[FRAME_INFO, 1], [FRAME_KEY, 1]], 'INFO once, then KEY, on one stream');
+  const key = frames.find((frame) => frame.type === FRAME_KEY) as Frame;
+  t.equal(key.payload.toString('latin1', 1), other, 'the new key');
+  t.equal(key.payload[0], 2, 'source: forwarded');
 });
 
 t.test('Expect: 100-continue is answered once, here; the relayed head goes without it', async (t) => {

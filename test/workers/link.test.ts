@@ -54,7 +54,7 @@ t.test('FrameReader: frames cut anywhere come out whole, in order, with their st
 
 t.test('FrameReader: an unknown type or an oversized frame is refused', (t) => {
   const reader = new FrameReader(() => t.fail('no frame expected'));
-  t.equal(reader.push(frameHeader(7, 1, 0)), false, 'unknown type');
+  t.equal(reader.push(frameHeader(8, 1, 0)), false, 'unknown type');
   t.equal(new FrameReader(() => undefined).push(frameHeader(0, 1, 0)), false, 'type 0');
   t.equal(new FrameReader(() => undefined).push(frameHeader(FRAME_DATA, 1, MAX_FRAME_BYTES + 1)), false, 'too long');
   t.equal(new FrameReader(() => undefined).push(frameHeader(FRAME_DATA, 1, 10)), true, 'a header waiting for its payload is fine');
@@ -191,6 +191,25 @@ t.test('a relayed request reaches the back as its client, its response comes bac
   t.match(user.bytes.toString(), /^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\nhello \/one$/, "the back's response, byte for byte");
   t.same(seen, [{ key: INFO.key, worker: 1, remoteAddress: '198.51.100.7', remotePort: 4242, localPort: 80 }], "the back's app sees the client, under its own slot");
   t.equal(user.ended || user.reset, false, 'the stream stays open');
+});
+
+t.test("a stream's next request of another key: the back's app sees the new key and source, the connection's addresses unchanged", async (t) => {
+  const seen: Array<Record<string, unknown>> = [];
+  const { pool } = await setup(t, (req, res) => {
+    const info = connectionInfo(req.socket);
+    seen.push({ key: info?.key, keySource: info?.keySource, peer: info?.peer, remoteAddress: req.socket.remoteAddress });
+    res.end('ok');
+  });
+  const user = new Recorder();
+  const stream = await relay(pool, user, 'GET /one HTTP/1.1\r\nhost: x\r\n\r\n');
+  await user.until(() => user.done === 1, 'the first answer');
+  stream.sendInfo({ info: { ...INFO, key: 'sid-\u00e9t\u00e9', keySource: 'cookie' }, remoteAddress: '198.51.100.7', remotePort: 4242, remoteFamily: 'IPv4', localAddress: '10.0.0.1', localPort: 80 });
+  stream.send(Buffer.from('GET /two HTTP/1.1\r\nhost: x\r\n\r\n'));
+  await user.until(() => user.done === 2, 'the second answer');
+  t.same(seen, [
+    { key: INFO.key, keySource: 'forwarded', peer: '127.0.0.1', remoteAddress: '198.51.100.7' },
+    { key: 'sid-\u00e9t\u00e9', keySource: 'cookie', peer: '127.0.0.1', remoteAddress: '198.51.100.7' },
+  ]);
 });
 
 t.test('two streams on one link: requests interleaved, each response to its own stream, one link', async (t) => {
