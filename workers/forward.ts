@@ -32,8 +32,9 @@ import { destination, forwardedRequests, handedBack, headOfRequest, keyChanged, 
  * An Upgrade (or CONNECT) of another worker's key is not relayed: the
  * connection is handed back to the master with the request's bytes, and its
  * worker serves the tunnel without a process in between. A request whose
- * worker cannot be reached (no link, or its worker is going away) is served
- * here, and counted as off-worker.
+ * worker cannot be reached (not ready, or its link will not connect) is
+ * served here, counted as off-worker, and closes its connection (see
+ * {@link serveHereAndClose}).
  */
 
 /** What the forward hooks need: the reuse context with links. */
@@ -279,6 +280,7 @@ class Relay implements StreamUser {
   }
 
   onStreamUnreachable(): void {
+    if (this.finished) return;
     // The link never connected (its worker is going): nothing was sent.
     this.finished = true;
     serveHereAndClose(this.connection, this.to, this.req, this.res, this.serveHere);
