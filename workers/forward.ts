@@ -109,6 +109,11 @@ interface RawResponse {
   _sent100?: boolean;
 }
 
+/** How often a refused request goes again before its connection is given up. */
+const MAX_ATTEMPTS = 5;
+/** The wait before a refused request goes to the same worker again (times the attempt). */
+const RETRY_WAIT_MS = 10;
+
 /** Stands for the head Node would have written: the back's bytes carry the real one. */
 const RELAYED_HEAD = 'relayed';
 
@@ -124,13 +129,17 @@ class Relay implements StreamUser {
   private replay: Buffer[] | null = null;
   /** The stream's CREDIT count when the request was sent: one more means the back took it. */
   private creditsAtSend = 0;
+  /** Times the request went again after a refusal. */
+  private attempts = 0;
+  /** The body is being read into the link: it can no longer be served here. */
+  private bodyRead = false;
 
   constructor(
     private readonly connection: ForwardedConnection,
     private readonly req: http.IncomingMessage,
     private readonly res: http.ServerResponse,
     private readonly to: Destination,
-    private readonly pid: number,
+    private pid: number,
     private readonly ctx: ForwardContext,
     private readonly serveHere: (req: http.IncomingMessage, res: http.ServerResponse) => void,
   ) {
@@ -180,13 +189,15 @@ class Relay implements StreamUser {
     const req = this.req;
     // Node answered Expect: 100-continue here already (no checkContinue listener): the back must not answer it again.
     const sent100 = (this.res as unknown as RawResponse)._sent100 === true;
-    const head = requestHead(req, sent100);
+    // A "close" set on this response before the hooks ran is this worker's (it drains): the back's answer must say it.
+    const head = requestHead(req, sent100, this.res.getHeader('connection') === 'close');
     this.replay = [head];
     stream.send(head);
     forwardedRequests.inc();
     const headers = req.headers;
     const chunked = headers['transfer-encoding'] !== undefined;
     if (!chunked && (headers['content-length'] === undefined || headers['content-length'] === '0')) return;
+    this.bodyRead = true;
     req.on('data', (chunk: Buffer) => {
       // Every piece is sent (within the window's slack); the last answer says whether to wait.
       let flowing = chunked ? this.sendBody(chunkHeader(chunk.length)) : true;
@@ -263,13 +274,37 @@ class Relay implements StreamUser {
     if (this.finished) return;
     const entry = this.entry as StreamEntry;
     // Taken (a CREDIT came) or answered in part: it may have been processed, so it cannot go again.
-    if (this.replay === null || entry.stream.credits !== this.creditsAtSend) {
+    if (this.replay === null || entry.stream.credits !== this.creditsAtSend || this.attempts >= MAX_ATTEMPTS) {
       this.onStreamReset();
       return;
     }
-    // Not processed: again on a new stream (the relays queued behind it wait for it there).
-    entry.active = null;
-    this.begin(this.connection.entry(this.pid));
+    this.attempts++;
+    this.entry = null;
+    const pid = this.pid;
+    // The relays queued behind it for that worker go too (each decides again if refused).
+    this.connection.next(pid, entry);
+    // Not processed: again, to the worker holding the slot now. A worker that
+    // drains refuses new streams, and the master names the slot's replacement
+    // before it drains the old one; until the view says so, wait a little.
+    const retry = (): void => {
+      if (this.finished || this.connection.socket.destroyed) return;
+      const now = readyPid(this.to.slot);
+      if (now === pid && this.attempts < MAX_ATTEMPTS && this.ctx.links.usable(pid)) {
+        this.attempts++;
+        setTimeout(retry, RETRY_WAIT_MS * this.attempts).unref();
+        return;
+      }
+      if (now === 0 || !this.ctx.links.usable(now)) {
+        // Nowhere to send it: served here if its body is still unread, else the connection goes.
+        if (this.bodyRead) this.onStreamReset();
+        else this.onStreamUnreachable();
+        return;
+      }
+      this.pid = now;
+      this.start();
+    };
+    if (readyPid(this.to.slot) === pid) setTimeout(retry, RETRY_WAIT_MS).unref();
+    else retry();
   }
 
   onStreamReset(): void {
@@ -342,16 +377,21 @@ function lastChunk(rawTrailers: readonly string[]): Buffer {
  * The request head as Node parsed it: the request line and the raw header
  * lines in their order and case. Node keeps header bytes as latin1 strings, so
  * latin1 gives back the bytes that arrived. `dropExpect`: without the Expect
- * header (Node here answered 100-continue already).
+ * header (Node here answered 100-continue already). `close`: this side closes
+ * the connection after the response (a draining worker), so the back must
+ * answer `Connection: close` for the client to know: the request's own
+ * Connection lines give way to one saying so.
  */
-export function requestHead(req: http.IncomingMessage, dropExpect: boolean): Buffer {
+export function requestHead(req: http.IncomingMessage, dropExpect: boolean, close = false): Buffer {
   let head = `${req.method ?? 'GET'} ${req.url ?? '/'} HTTP/${req.httpVersion}\r\n`;
   const raw = req.rawHeaders;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i] as string;
     if (dropExpect && name.length === 6 && name.toLowerCase() === 'expect') continue;
+    if (close && name.length === 10 && name.toLowerCase() === 'connection') continue;
     head += `${name}: ${raw[i + 1] as string}\r\n`;
   }
+  if (close) head += 'Connection: close\r\n';
   return Buffer.from(`${head}\r\n`, 'latin1');
 }
 

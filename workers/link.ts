@@ -172,7 +172,11 @@ export interface StreamUser {
   onStreamData(bytes: Buffer, passed: () => void): void;
   /** One response complete. */
   onStreamDone(): void;
-  /** The back refused the stream before processing what was sent on it since its last response: send it again elsewhere. */
+  /**
+   * The back refused the stream (or went away) before processing what was
+   * sent on it since its last response, as far as the link knows: the user
+   * sends it again elsewhere unless it saw the back take it.
+   */
   onStreamRefused(): void;
   /** The back's server ended the stream (its last response closes the connection). */
   onStreamEnd(): void;
@@ -291,6 +295,15 @@ export class FrontStream {
     user?.onStreamRefused();
   }
 
+  /** The link closed under the stream: to its user, as a refusal (the user knows whether the back had taken its request). */
+  lost(): void {
+    if (this.user === null) {
+      this.open = false;
+      return;
+    }
+    this.refused();
+  }
+
   /** Reset by the back, or the link went away. */
   gone(): void {
     if (!this.open && this.user === null) return;
@@ -357,7 +370,8 @@ export class MuxLink {
         }
         return;
       }
-      for (const stream of streams) stream.gone();
+      // The back went away: a request it had not taken yet may go elsewhere, like a refused one.
+      for (const stream of streams) stream.lost();
     });
   }
 
@@ -464,6 +478,8 @@ export interface BackContext {
   readonly server: () => net.Server;
   /** A stream opened (true) or closed (false): a draining worker waits for its streams. */
   readonly onStreamCount: (open: boolean) => void;
+  /** False once this worker drains: new streams are refused (the front sends them to the slot's next worker). */
+  readonly accepting?: () => boolean;
 }
 
 /** One stream on the back: the app's server sees it as one keep-alive connection (a {@link Segment}). */
@@ -635,7 +651,8 @@ class BackLink {
       if (type === FRAME_RESET || type === FRAME_CREDIT) return;
       // A stream opens with its INFO and a new id; anything else is for a
       // stream closed here already, which processed none of it: refused.
-      if (type !== FRAME_INFO || id <= this.lastOpened) {
+      // So is a new stream when this worker drains: nothing of it was processed.
+      if (type !== FRAME_INFO || id <= this.lastOpened || this.ctx.accepting?.() === false) {
         this.writer.frame(FRAME_RESET, id, REFUSED_PAYLOAD);
         return;
       }

@@ -260,6 +260,7 @@ async function main(): Promise<void> {
       await listenForLinks(linkPath(linkDir, process.pid), {
         slot,
         server: () => server,
+        accepting: () => !draining,
         onStreamCount: (open) => {
           openLinks += open ? 1 : -1;
           if (!open) exitWhenIdle();

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { CONNECTION_INFO, type ConnectionInfo } from '../../src/connection-info.js';
 import { forwardHooks } from '../../workers/forward.js';
-import { FRAME_CREDIT, FRAME_DATA, FRAME_DONE, FRAME_INFO, FRAME_KEY, FRAME_RESET, FrameReader, LinkPool, frameHeader, linkPath } from '../../workers/link.js';
+import { FRAME_CREDIT, FRAME_DATA, FRAME_DONE, FRAME_END, FRAME_INFO, FRAME_KEY, FRAME_RESET, FrameReader, LinkPool, frameHeader, linkPath } from '../../workers/link.js';
 import { installRequestHooks } from '../../workers/request-hooks.js';
 import { setPoolView } from '../../workers/reuse.js';
 import { parseResponse, readResponse } from '../helpers/balancer.js';
@@ -54,8 +54,8 @@ async function scriptedBack(t: { teardown(fn: () => unknown): void }, dir: strin
   return frames;
 }
 
-/** A front: an http server with the forward hook, fed client connections that a trusted proxy opened. */
-async function front(t: { teardown(fn: () => unknown): void }, dir: string): Promise<number> {
+/** A front: an http server with the forward hook, fed client connections that a trusted proxy opened; `draining` as the runtime's drain does it. */
+async function front(t: { teardown(fn: () => unknown): void }, dir: string, drain: { draining: boolean } = { draining: false }): Promise<number> {
   setPoolView(2, [1, 1], [process.pid, BACK_PID]);
   const links = new LinkPool(dir);
   const server = http.createServer((req, res) => {
@@ -73,6 +73,9 @@ async function front(t: { teardown(fn: () => unknown): void }, dir: string): Pro
     links,
   });
   installRequestHooks(server, [hooks.request]);
+  server.prependListener('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
+    if (drain.draining) res.setHeader('connection', 'close');
+  });
   server.on('connection', (socket: net.Socket) => {
     const info: ConnectionInfo = { key: HERE, keySource: 'forwarded', worker: 0, proxy: null, peer: '127.0.0.1', peerTrusted: true };
     (socket as unknown as Record<symbol, unknown>)[CONNECTION_INFO] = info;
@@ -261,4 +264,29 @@ t.test('pipelined requests for the same worker go one at a time on their stream,
   });
   t.same(answers, ['/p1', '/p2', 'here /p3'], 'in the order of the requests');
   t.same(order, ['/p1', '/p2'], 'the back got them one after the other');
+});
+
+t.test('a draining front closes after a relayed response, and the relayed head asks the back to say so (Connection: close reaches the client)', async (t) => {
+  const dir = setup(t);
+  const frames = await scriptedBack(t, dir, (frame, send) => {
+    if (frame.type !== FRAME_DATA) return;
+    const close = /\r\nConnection: close\r\n/.test(frame.payload.toString());
+    send(FRAME_DATA, frame.stream, Buffer.from(`HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: ${close ? 'close' : 'keep-alive'}\r\n\r\nok`));
+    send(FRAME_DONE, frame.stream);
+    if (close) send(FRAME_END, frame.stream);
+  });
+  const drain = { draining: false };
+  const port = await front(t, dir, drain);
+  const socket = await client(t, port);
+  // The worker starts draining (as on SIGHUP) with the connection open.
+  drain.draining = true;
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  socket.write(`GET /relayed HTTP/1.1\r\nhost: x\r\nconnection: keep-alive\r\nx-forwarded-for: ${THERE}\r\n\r\n`);
+  let bytes = '';
+  socket.on('data', (chunk: Buffer) => (bytes += chunk.toString()));
+  await closed;
+  const head = (frames.find((frame) => frame.type === FRAME_DATA) as Frame).payload.toString();
+  t.match(head, /\r\nConnection: close\r\n\r\n$/, 'the relayed head says close');
+  t.notMatch(head, /keep-alive/, "the client's own Connection line gave way");
+  t.match(bytes, /connection: close\r\n\r\nok$/, 'the client read Connection: close before the connection closed');
 });

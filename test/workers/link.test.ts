@@ -337,7 +337,7 @@ t.test('a link to nowhere: its streams are unreachable and the worker is not tri
   t.equal(pool.usable(BACK_PID), false, 'marked down');
 });
 
-t.test('the back going away resets the streams with a request in flight', async (t) => {
+t.test('the back going away: a stream with a request in flight hears it as a refusal (its user knows whether the request was taken)', async (t) => {
   const sockets = new Set<net.Socket>();
   const { pool, server, stop } = await setup(t, () => {
     // Never answers; the back dies instead.
@@ -349,8 +349,8 @@ t.test('the back going away resets the streams with a request in flight', async 
   stop();
   // The listener is closed; the established link goes with the back's side of it.
   (pool.linkTo(BACK_PID) as { socket: net.Socket }).socket.destroy();
-  await user.until(() => user.reset, 'RESET');
-  t.pass('reset');
+  await user.until(() => user.refused, 'refused');
+  t.equal(user.reset, false, 'not a reset from the link: the user decides');
 });
 
 t.test('retain: a link to a worker that left the pool takes no new stream and closes after its last', async (t) => {
@@ -444,4 +444,28 @@ t.test('a link whose stream ids run out is retired: the next stream goes on a ne
   second.reset();
   await closed;
   t.pass('the retired link closed after its last stream');
+});
+
+t.test('a draining back refuses new streams and keeps serving the ones it has', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'link-drain-'));
+  const server = http.createServer((req, res) => res.end(req.url));
+  let accepting = true;
+  const listener = await listenForLinks(linkPath(dir, BACK_PID), { slot: 1, server: () => server, onStreamCount: () => undefined, accepting: () => accepting });
+  const pool = new LinkPool(dir);
+  t.teardown(() => {
+    pool.linkTo(BACK_PID)?.destroy();
+    listener.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const old = new Recorder();
+  const stream = await relay(pool, old, 'GET /before HTTP/1.1\r\nhost: x\r\n\r\n');
+  await old.until(() => old.done === 1, 'answered before the drain');
+  accepting = false;
+  const fresh = new Recorder();
+  await relay(pool, fresh, 'GET /new HTTP/1.1\r\nhost: x\r\n\r\n');
+  await fresh.until(() => fresh.refused, 'a new stream refused');
+  t.equal(fresh.bytes.length, 0, 'nothing answered on it');
+  stream.send(Buffer.from('GET /after HTTP/1.1\r\nhost: x\r\n\r\n'));
+  await old.until(() => old.done === 2, 'the open stream still served');
+  t.match(old.bytes.toString(), /\/after$/);
 });
