@@ -21,7 +21,7 @@ import { Segment, chunkBytes, type Endpoints, type OutChunk, type SegmentOwner }
  * Frames: u8 type, u32 LE stream id, u32 LE payload length, payload.
  * - INFO   (front → back) JSON {@link LinkInfo}: the stream's client (opens the stream);
  * - DATA   (both ways)    request bytes to the back, response bytes to the front;
- * - END    (both ways)    the client half-closed / the back's server ended the stream;
+ * - END    (back → front) the back's server ended the stream (it closes after that response);
  * - DONE   (back → front) one response is complete (every byte of it sent before);
  * - RESET  (both ways)    the stream is gone (the client left, the back's server destroyed it);
  *                         from the back with the payload byte 1 ("refused", HTTP/2's
@@ -234,12 +234,6 @@ export class FrontStream {
     this.unacked += bytes.length;
     this.link.writer.frame(FRAME_DATA, this.id, bytes);
     return this.unacked < STREAM_WINDOW;
-  }
-
-  /** The client half-closed. */
-  sendEnd(): void {
-    if (!this.open) return;
-    this.link.writer.frame(FRAME_END, this.id, null);
   }
 
   /** The client connection is gone: the back drops the stream. */
@@ -532,9 +526,6 @@ class BackStream implements SegmentOwner {
         if (this.requests === this.answered) this.requests++;
         if (this.segment.push(payload) && this.uncredited === 0) this.link.writer.credit(this.id, payload.length);
         else this.uncredited += payload.length;
-        return;
-      case FRAME_END:
-        this.segment.push(null);
         return;
       case FRAME_RESET:
         this.closed = true;
