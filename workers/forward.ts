@@ -6,7 +6,9 @@ import { mayCarryOtherClients } from '../src/key/reuse.js';
 import type { HandbackKey } from '../src/pool/handoff-batch.js';
 import type { FrontStream, LinkPool, StreamUser } from './link.js';
 import type { RequestHook, UpgradeHook } from './request-hooks.js';
-import { destination, forwardedRequests, handedBack, headOfRequest, keyChanged, offWorkerRequests, readyPid, takeSocketBack, type Destination, type ReuseContext } from './reuse.js';
+import { Counter } from 'prom-client';
+import { destination, handedBack, headOfRequest, offWorkerRequests, readyPid, takeSocketBack, withKeyOf, type Destination, type ReuseContext } from './reuse.js';
+import { workerRegistry } from './worker-metrics.js';
 
 /**
  * key.reuse "forward" at the level of requests (issue 6, issue 8). The client
@@ -36,6 +38,13 @@ import { destination, forwardedRequests, handedBack, headOfRequest, keyChanged, 
  * served here, counted as off-worker, and closes its connection (see
  * {@link serveHereAndClose}).
  */
+
+/** Requests on reused connections relayed to their key's worker over a link (key.reuse "forward"). */
+const forwardedRequests = new Counter({
+  name: 'sticky_worker_forwarded_requests_total',
+  help: 'Requests on reused connections this worker relayed to their key\'s worker over a worker-to-worker link (key.reuse "forward")',
+  registers: [workerRegistry],
+});
 
 /** What the forward hooks need: the reuse context with links. */
 export interface ForwardContext extends ReuseContext {
@@ -78,7 +87,7 @@ class ForwardedConnection {
 
   /** The info for a request going to `to`. */
   present(to: Destination): ConnectionInfo {
-    if (keyChanged(to, this.current)) this.current = { ...this.current, key: to.key.key, keySource: to.stickySlot === -1 ? to.key.source : 'sticky' };
+    this.current = withKeyOf(this.current, to);
     return this.current;
   }
 

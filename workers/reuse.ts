@@ -75,13 +75,6 @@ export const stickyRejectedInWorker = new Counter({
   registers: [workerRegistry],
 });
 
-/** Requests on reused connections relayed to their key's worker over a link (key.reuse "forward"). */
-export const forwardedRequests = new Counter({
-  name: 'sticky_worker_forwarded_requests_total',
-  help: 'Requests on reused connections this worker relayed to their key\'s worker over a worker-to-worker link (key.reuse "forward")',
-  registers: [workerRegistry],
-});
-
 /** The master's pool as last announced (`pool-view`); null until the first one. */
 let poolView: { slotCount: number; ready: Uint8Array; pids: readonly number[] } | null = null;
 
@@ -156,9 +149,10 @@ export function destination(head: RequestHead, info: ConnectionInfo, ctx: ReuseC
   return { key, stickySlot, slot };
 }
 
-/** Whether a request going to `to` has another key (or key source) than `info` says. */
-export function keyChanged(to: Destination, info: ConnectionInfo): boolean {
-  return to.key.key !== info.key || (to.stickySlot === -1 ? to.key.source : 'sticky') !== info.keySource;
+/** `info` with the key and key source of a request going to `to` (`info` itself when they are the same). */
+export function withKeyOf(info: ConnectionInfo, to: Destination): ConnectionInfo {
+  const keySource = to.stickySlot === -1 ? to.key.source : 'sticky';
+  return to.key.key === info.key && keySource === info.keySource ? info : { ...info, key: to.key.key, keySource };
 }
 
 type Phase = 'head' | 'body-length' | 'body-chunked' | 'passthrough' | 'gone';
@@ -317,9 +311,10 @@ class ReusedConnection implements SegmentOwner {
         offWorkerRequests.inc();
       }
       // Served here: the app sees this request's key.
-      if (keyChanged(to, this.info)) {
-        this.info = { ...this.info, key: to.key.key, keySource: to.stickySlot === -1 ? to.key.source : 'sticky' };
-        (this.segment as unknown as Record<symbol, unknown>)[CONNECTION_INFO] = this.info;
+      const info = withKeyOf(this.info, to);
+      if (info !== this.info) {
+        this.info = info;
+        (this.segment as unknown as Record<symbol, unknown>)[CONNECTION_INFO] = info;
       }
     }
     if (framing.kind === 'opaque') {
