@@ -3,11 +3,10 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { CONNECTION_INFO, type ConnectionInfo } from '../src/connection-info.js';
 import { mayCarryOtherClients } from '../src/key/reuse.js';
-import type { HandbackKey } from '../src/pool/handoff-batch.js';
 import type { FrontStream, LinkPool, StreamUser } from './link.js';
 import type { RequestHook, UpgradeHook } from './request-hooks.js';
 import { Counter } from 'prom-client';
-import { destination, handedBack, headOfRequest, offWorkerRequests, readyPid, takeSocketBack, withKeyOf, type Destination, type ReuseContext } from './reuse.js';
+import { destination, handbackKeyOf, handedBack, headOfRequest, offWorkerRequests, readyPid, takeSocketBack, withKeyOf, type Destination, type ReuseContext } from './reuse.js';
 import { workerRegistry } from './worker-metrics.js';
 
 /**
@@ -462,9 +461,8 @@ export function forwardHooks(ctx: ForwardContext): { request: RequestHook; upgra
       client.destroy();
       return true;
     }
-    const next: HandbackKey = { key: to.key.key, keySource: to.key.source, ...(to.stickySlot === -1 ? {} : { stickySlot: to.stickySlot }) };
     handedBack.inc();
-    const send = (): void => ctx.handBack(client, taken, connection.present(to), next, () => client.destroy());
+    const send = (): void => ctx.handBack(client, taken, connection.present(to), handbackKeyOf(to), () => client.destroy());
     if (client.writableLength === 0) send();
     else client.once('drain', send);
     return true;

@@ -280,32 +280,28 @@ export class FrontStream {
     }
   }
 
-  /** The back closed the stream without processing what came after its last response. */
-  private refused(): void {
-    this.open = false;
-    this.link.forget(this);
-    const user = this.user;
-    this.user = null;
-    user?.onStreamRefused();
+  /**
+   * The back closed the stream without processing what came after its last
+   * response, or the link closed under it: to its user, as a refusal (the user
+   * knows whether the back had taken its request).
+   */
+  refused(): void {
+    this.detach()?.onStreamRefused();
   }
 
-  /** The link closed under the stream: to its user, as a refusal (the user knows whether the back had taken its request). */
-  lost(): void {
-    if (this.user === null) {
-      this.open = false;
-      return;
-    }
-    this.refused();
-  }
-
-  /** Reset by the back, or the link went away. */
+  /** Reset by the back mid-request. */
   gone(): void {
     if (!this.open && this.user === null) return;
+    this.detach()?.onStreamReset();
+  }
+
+  /** Out of the link; its user, if any, to tell why. */
+  private detach(): StreamUser | null {
     this.open = false;
     this.link.forget(this);
     const user = this.user;
     this.user = null;
-    user?.onStreamReset();
+    return user;
   }
 }
 
@@ -365,7 +361,7 @@ export class MuxLink {
         return;
       }
       // The back went away: a request it had not taken yet may go elsewhere, like a refused one.
-      for (const stream of streams) stream.lost();
+      for (const stream of streams) stream.refused();
     });
   }
 

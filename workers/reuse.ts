@@ -149,6 +149,11 @@ export function destination(head: RequestHead, info: ConnectionInfo, ctx: ReuseC
   return { key, stickySlot, slot };
 }
 
+/** Where the master routes a connection handed back for a request going to `to`. */
+export function handbackKeyOf(to: Destination): HandbackKey {
+  return { key: to.key.key, keySource: to.key.source, ...(to.stickySlot === -1 ? {} : { stickySlot: to.stickySlot }) };
+}
+
 /** `info` with the key and key source of a request going to `to` (`info` itself when they are the same). */
 export function withKeyOf(info: ConnectionInfo, to: Destination): ConnectionInfo {
   const keySource = to.stickySlot === -1 ? to.key.source : 'sticky';
@@ -468,7 +473,7 @@ class ReusedConnection implements SegmentOwner {
     handedBack.inc();
     const bytes = this.pending;
     this.pending = EMPTY;
-    const next: HandbackKey = { key: to.key.key, keySource: to.key.source, ...(to.stickySlot === -1 ? {} : { stickySlot: to.stickySlot }) };
+    const next = handbackKeyOf(to);
     this.ctx.handBack(socket, bytes, this.info, next, () => {
       // Sent: the master has (or will have) its own descriptor; this process's
       // copy goes. Not sent (the master is gone): this closes the connection.
