@@ -30,6 +30,16 @@ import { getText } from './lib/master.js';
 
 const LUA = join(REPO, 'bench', 'apps', 'xff.lua');
 
+/**
+ * close: `Connection: close` on every request (one request per connection).
+ * keepalive: keep-alive with a random address on every request, as an HTTP
+ * balancer's pooled connection carries many clients. client: keep-alive with
+ * one fixed address per connection (one wrk thread per connection), as a
+ * browser or a TCP-mode balancer presents a client.
+ */
+type Mode = 'close' | 'keepalive' | 'client';
+const MODES: readonly Mode[] = ['close', 'keepalive', 'client'];
+
 interface Options {
   readonly quick: boolean;
   readonly rounds: number;
@@ -39,6 +49,7 @@ interface Options {
   readonly stickyRequests: number;
   readonly waitQuietS: number;
   readonly only: readonly string[] | null;
+  readonly modes: readonly Mode[];
 }
 
 function parseOptions(argv: readonly string[]): Options {
@@ -60,7 +71,16 @@ function parseOptions(argv: readonly string[]): Options {
     stickyRequests: value('--sticky-requests', quick ? 3 : 20),
     waitQuietS: value('--wait-quiet', 0),
     only: onlyIndex === -1 ? null : (argv[onlyIndex + 1] ?? '').split(','),
+    modes: modesOf(argv),
   };
+}
+
+function modesOf(argv: readonly string[]): readonly Mode[] {
+  const index = argv.indexOf('--modes');
+  if (index === -1) return MODES;
+  const modes = (argv[index + 1] ?? '').split(',');
+  for (const mode of modes) if (!(MODES as readonly string[]).includes(mode)) throw new Error(`--modes: expected some of ${MODES.join(',')}, got ${mode}`);
+  return modes as Mode[];
 }
 
 // ---------------------------------------------------------------- clients
@@ -158,7 +178,7 @@ async function handoffCounts(adminPort: number): Promise<{ byWorker: Map<string,
   return { byWorker, bySource };
 }
 
-type Mode = 'close' | 'keepalive';
+
 
 interface WrkResult {
   readonly requests: number;
@@ -176,8 +196,9 @@ interface WrkResult {
 /** One wrk run, killed if it overruns its duration by 15 s. */
 function wrk(port: number, mode: Mode, durationS: number, options: Options): Promise<WrkResult> {
   return new Promise((resolve, reject) => {
-    const args = ['-t', String(options.threads), '-c', String(options.connections), '-d', `${durationS}s`, '--timeout', '5s', '-s', LUA, `http://127.0.0.1:${port}/`];
-    if (mode === 'close') args.push('--', 'close');
+    const threads = mode === 'client' ? options.connections : options.threads;
+    const args = ['-t', String(threads), '-c', String(options.connections), '-d', `${durationS}s`, '--timeout', '5s', '-s', LUA, `http://127.0.0.1:${port}/`];
+    if (mode !== 'keepalive') args.push('--', mode);
     const child = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
@@ -273,7 +294,7 @@ async function main(): Promise<void> {
     // Warm-up: JIT, connection pools, the proxies' backend connections.
     for (const name of names) {
       const port = (running.get(name) as Running).port;
-      for (const mode of ['close', 'keepalive'] as const) {
+      for (const mode of options.modes) {
         await wrk(port, mode, Math.min(2, options.durationS), options).catch((error: Error) => {
           throw new Error(`${name} (${mode}, warm-up): ${error.message}`);
         });
@@ -283,8 +304,8 @@ async function main(): Promise<void> {
       const order = names.map((_, i) => names[(i + round) % names.length] as string);
       for (const [position, name] of order.entries()) {
         const target = running.get(name) as Running;
-        // Alternate which mode goes first as well.
-        const modes: Mode[] = round % 2 === 0 ? ['close', 'keepalive'] : ['keepalive', 'close'];
+        // Rotate which mode goes first as well.
+        const modes = options.modes.map((_, i) => options.modes[(i + round) % options.modes.length] as Mode);
         for (const mode of modes) {
           const loadBefore = loadAverage();
           const before = mode === 'close' && target.adminPort !== null ? await handoffCounts(target.adminPort) : null;
@@ -344,26 +365,48 @@ async function main(): Promise<void> {
       });
       loadShare = median(shares);
     }
-    return { name, close: summary('close'), keepalive: summary('keepalive'), errors, sticky: sticky[name], spread: spread[name], loadShare };
+    return { name, close: summary('close'), keepalive: summary('keepalive'), client: summary('client'), errors, sticky: sticky[name], spread: spread[name], loadShare };
   });
 
   const range = (s: { ratio: number; ratioMin: number; ratioMax: number }): string =>
     Number.isFinite(s.ratio) ? `**${fmt(s.ratio)}** (${fmt(s.ratioMin)}–${fmt(s.ratioMax)})` : 'n/a';
   const lines = [
-    '| contender | new conn/s | × cluster-rr (min–max) | keep-alive req/s | × cluster-rr (min–max) | sticky keys | busiest worker | wrk errors |',
-    '|---|---:|---|---:|---|---|---|---:|',
+    '| contender | new conn/s | × cluster-rr (min–max) | keep-alive, one client per connection | × cluster-rr (min–max) | keep-alive, random client per request | × cluster-rr (min–max) | sticky keys | busiest worker | wrk errors |',
+    '|---|---:|---|---:|---|---:|---|---|---|---:|',
     ...rows.map((row) => {
       const stick = row.sticky ? `${row.sticky.stickyKeys}/${row.sticky.keys}${row.sticky.failed > 0 ? ` (${row.sticky.failed} failed)` : ''}` : 'n/a';
       const share = row.spread ? `${fmt(row.spread.busiestShare * 100, 1)}%` : 'n/a';
       const load = row.loadShare === null ? '' : ` (${fmt(row.loadShare * 100, 1)}% of hand-offs under load)`;
-      return `| ${row.name} | ${fmt(row.close.median, 0)} | ${range(row.close)} | ${fmt(row.keepalive.median, 0)} | ${range(row.keepalive)} | ${stick} | ${share}${load} | ${row.errors} |`;
+      return `| ${row.name} | ${fmt(row.close.median, 0)} | ${range(row.close)} | ${fmt(row.client.median, 0)} | ${range(row.client)} | ${fmt(row.keepalive.median, 0)} | ${range(row.keepalive)} | ${stick} | ${share}${load} | ${row.errors} |`;
     }),
   ];
+  // Ours against the proxies in the data path: the median of the per-round ratios, per mode.
+  const proxies = ['haproxy', 'nginx'].filter((p) => names.includes(p));
+  const ours = names.filter((n) => n.startsWith('ours'));
+  if (proxies.length > 0 && ours.length > 0) {
+    const against = (name: string, mode: Mode, proxy: string): string => {
+      const ratios: number[] = [];
+      for (let round = 0; round < options.rounds; round++) {
+        const mine = rps(name, mode, round);
+        const theirs = rps(proxy, mode, round);
+        if (mine !== undefined && theirs !== undefined && theirs > 0) ratios.push(mine / theirs);
+      }
+      return ratios.length === 0 ? 'n/a' : `**${fmt(median(ratios))}** (${fmt(Math.min(...ratios))}–${fmt(Math.max(...ratios))})`;
+    };
+    const columns = options.modes.flatMap((mode) => proxies.map((proxy) => ({ mode, proxy })));
+    const label: Record<Mode, string> = { close: 'new conn', client: 'keep-alive, one client per connection', keepalive: 'keep-alive, random client per request' };
+    lines.push(
+      '',
+      `| against the proxies (per-round ratios) | ${columns.map((c) => `${label[c.mode]}: × ${c.proxy}`).join(' | ')} |`,
+      `|---|${columns.map(() => '---').join('|')}|`,
+      ...ours.map((name) => `| ${name} | ${columns.map((c) => against(name, c.mode, c.proxy)).join(' | ')} |`),
+    );
+  }
   const table = lines.join('\n');
   const cpu = os.cpus()[0]?.model ?? 'unknown';
   const header =
     `${startedAt.toISOString()} · node ${process.version} · ${os.cpus().length} × ${cpu} · ` +
-    `${options.rounds} rounds × ${options.durationS} s per measurement · wrk -t${options.threads} -c${options.connections} · ` +
+    `${options.rounds} rounds × ${options.durationS} s per measurement · wrk -t${options.threads} -c${options.connections} (one client per connection: -t${options.connections}) · ` +
     `load average ${fmt(loadStart)} at start, ${fmt(loadAverage())} at end` +
     (quietReached === false ? ' (never got below 0.8 within --wait-quiet)' : '');
   console.log(`\n${header}\n\n${table}\n`);

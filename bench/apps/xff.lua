@@ -2,6 +2,9 @@
 -- picked at random from a fixed pool of 1000 addresses (198.18.0.0/15, the
 -- range RFC 2544 reserves for benchmarks). `-- close` adds Connection: close,
 -- so each request is on its own connection (wrk reconnects after each close).
+-- `-- client` gives each wrk thread one fixed address from the pool (run with
+-- -t equal to -c: one client per connection, as a browser or a TCP-mode
+-- balancer presents it); the same addresses in the same order for everyone.
 -- done() prints one JSON line compare.ts parses.
 
 local POOL = 1000
@@ -23,6 +26,13 @@ function init(args)
     requests[i + 1] = wrk.format("GET", "/", headers)
   end
   math.randomseed(os.time() * 1000 + (id or 0))
+  if args[1] == "client" then
+    -- A static request (no request() call per request, as wrk without a
+    -- script): this thread's client, written again on every request.
+    local i = ((id - 1) * 37 + 11) % POOL
+    wrk.headers["X-Forwarded-For"] = string.format("198.18.%d.%d", math.floor(i / 256), i % 256)
+    request = nil
+  end
 end
 
 function request()
