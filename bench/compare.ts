@@ -46,6 +46,8 @@ interface Options {
   readonly durationS: number;
   readonly connections: number;
   readonly threads: number;
+  /** Clients in the one-client-per-connection mode: wrk threads, each with one address and connections / clients connections. */
+  readonly clients: number;
   readonly stickyRequests: number;
   readonly waitQuietS: number;
   readonly only: readonly string[] | null;
@@ -68,6 +70,7 @@ function parseOptions(argv: readonly string[]): Options {
     durationS: value('--duration', quick ? 2 : 10),
     connections: value('--connections', 50),
     threads: value('--threads', 1),
+    clients: value('--clients', 10),
     stickyRequests: value('--sticky-requests', quick ? 3 : 20),
     waitQuietS: value('--wait-quiet', 0),
     only: onlyIndex === -1 ? null : (argv[onlyIndex + 1] ?? '').split(','),
@@ -196,7 +199,7 @@ interface WrkResult {
 /** One wrk run, killed if it overruns its duration by 15 s. */
 function wrk(port: number, mode: Mode, durationS: number, options: Options): Promise<WrkResult> {
   return new Promise((resolve, reject) => {
-    const threads = mode === 'client' ? options.connections : options.threads;
+    const threads = mode === 'client' ? options.clients : options.threads;
     const args = ['-t', String(threads), '-c', String(options.connections), '-d', `${durationS}s`, '--timeout', '5s', '-s', LUA, `http://127.0.0.1:${port}/`];
     if (mode !== 'keepalive') args.push('--', mode);
     const child = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -406,7 +409,7 @@ async function main(): Promise<void> {
   const cpu = os.cpus()[0]?.model ?? 'unknown';
   const header =
     `${startedAt.toISOString()} · node ${process.version} · ${os.cpus().length} × ${cpu} · ` +
-    `${options.rounds} rounds × ${options.durationS} s per measurement · wrk -t${options.threads} -c${options.connections} (one client per connection: -t${options.connections}) · ` +
+    `${options.rounds} rounds × ${options.durationS} s per measurement · wrk -t${options.threads} -c${options.connections} (one client per thread: -t${options.clients}) · ` +
     `load average ${fmt(loadStart)} at start, ${fmt(loadAverage())} at end` +
     (quietReached === false ? ' (never got below 0.8 within --wait-quiet)' : '');
   console.log(`\n${header}\n\n${table}\n`);
