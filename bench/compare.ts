@@ -2,10 +2,12 @@
  * The side-by-side (issue 6): ours against Node's own cluster round-robin,
  * sticky-session, @socket.io/sticky, HAProxy and nginx (when installed) and one
  * process without hand-off. Same app (bench/apps/app.ts), 2 workers, loopback,
- * wrk with a random X-Forwarded-For from a pool of 1000 on every request.
+ * wrk with X-Forwarded-For addresses from a pool of 1000 (bench/apps/xff.lua).
  *
- * Two measurements per contender and round: new connections per second (each
- * request on its own connection) and keep-alive requests per second. Rounds are
+ * Three measurements per contender and round (see {@link Mode}): new
+ * connections per second (each request on its own connection), keep-alive
+ * requests per second with a random client on every request (a balancer's
+ * pooled connection), and keep-alive with one client per connection. Rounds are
  * interleaved (the contender order rotates every round) so that a noisy
  * neighbour hits everyone alike; the table shows medians and the median of the
  * per-round ratios to cluster-rr. Then, per contender, stickiness (20 keys × N
@@ -34,7 +36,7 @@ const LUA = join(REPO, 'bench', 'apps', 'xff.lua');
  * close: `Connection: close` on every request (one request per connection).
  * keepalive: keep-alive with a random address on every request, as an HTTP
  * balancer's pooled connection carries many clients. client: keep-alive with
- * one fixed address per connection (one wrk thread per connection), as a
+ * one fixed address per connection (--clients wrk threads, one address each on all its connections), as a
  * browser or a TCP-mode balancer presents a client.
  */
 type Mode = 'close' | 'keepalive' | 'client';
