@@ -541,20 +541,25 @@ export function closeRequestHook(rules: KeyRules, stickyCookie: boolean): Reques
   };
 }
 
+/** Set on a client socket by the "off" hook after its first request. */
+const OFF_SEEN = Symbol('sticky.off-seen');
+
 /**
  * key.reuse "off": nothing changes, but requests after the first on a
  * connection that may carry other clients' requests are checked and counted
  * when their key belongs to another worker (how much "off" misroutes).
  */
 export function offRequestHook(ctx: ReuseContext): RequestHook {
-  const seen = new WeakMap<object, number>();
   const sticky = ctx.stickyCookie !== undefined;
   return (req) => {
     const info = connectionInfo(req.socket);
     if (info === null || !mayCarryOtherClients(info, ctx.rules.order, sticky)) return false;
-    const count = (seen.get(req.socket) ?? 0) + 1;
-    seen.set(req.socket, count);
-    if (count === 1) return false;
+    // Marked on the socket itself: a WeakMap entry per connection costs new connections their rate (workers/forward.ts).
+    const holder = req.socket as unknown as Record<symbol, true | undefined>;
+    if (holder[OFF_SEEN] !== true) {
+      holder[OFF_SEEN] = true;
+      return false;
+    }
     if (destination(headOfRequest(req), info, ctx).slot !== ctx.slot) offWorkerRequests.inc();
     return false;
   };
