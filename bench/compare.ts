@@ -36,8 +36,9 @@ const LUA = join(REPO, 'bench', 'apps', 'xff.lua');
  * close: `Connection: close` on every request (one request per connection).
  * keepalive: keep-alive with a random address on every request, as an HTTP
  * balancer's pooled connection carries many clients. client: keep-alive with
- * one fixed address per connection (--clients wrk threads, one address each on all its connections), as a
- * browser or a TCP-mode balancer presents a client.
+ * one fixed address per connection (--clients wrk threads, each with one
+ * address on all its connections), as a browser or a TCP-mode balancer
+ * presents clients.
  */
 type Mode = 'close' | 'keepalive' | 'client';
 const MODES: readonly Mode[] = ['close', 'keepalive', 'client'];
@@ -182,8 +183,6 @@ async function handoffCounts(adminPort: number): Promise<{ byWorker: Map<string,
   }
   return { byWorker, bySource };
 }
-
-
 
 interface WrkResult {
   readonly requests: number;

@@ -2,9 +2,10 @@
 -- picked at random from a fixed pool of 1000 addresses (198.18.0.0/15, the
 -- range RFC 2544 reserves for benchmarks). `-- close` adds Connection: close,
 -- so each request is on its own connection (wrk reconnects after each close).
--- `-- client` gives each wrk thread one fixed address from the pool (run with
--- -t equal to -c: one client per connection, as a browser or a TCP-mode
--- balancer presents it); the same addresses in the same order for everyone.
+-- `-- client` gives each wrk thread one fixed address from the pool on all its
+-- connections (compare.ts runs -t10 -c50: 10 clients of 5 connections, as
+-- browsers or a TCP-mode balancer present them); the same addresses in the
+-- same order for every contender.
 -- done() prints one JSON line compare.ts parses.
 
 local POOL = 1000
