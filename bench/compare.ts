@@ -397,7 +397,9 @@ async function main(): Promise<void> {
       }
       return ratios.length === 0 ? 'n/a' : `**${fmt(median(ratios))}** (${fmt(Math.min(...ratios))}–${fmt(Math.max(...ratios))})`;
     };
-    const columns = options.modes.flatMap((mode) => proxies.map((proxy) => ({ mode, proxy })));
+    // In the main table's order.
+    const shown = (['close', 'client', 'keepalive'] as const).filter((mode) => options.modes.includes(mode));
+    const columns = shown.flatMap((mode) => proxies.map((proxy) => ({ mode, proxy })));
     const label: Record<Mode, string> = { close: 'new conn', client: 'keep-alive, one client per connection', keepalive: 'keep-alive, random client per request' };
     lines.push(
       '',
