@@ -344,19 +344,23 @@ async function main(): Promise<void> {
   // Per-round ratios to cluster-rr in the same round.
   const rps = (name: string, mode: Mode, round: number): number | undefined =>
     entries.find((e) => e.contender === name && e.mode === mode && e.round === round)?.wrk.rps;
+  /** Per round, `name`'s rate over `base`'s in the same round (the rounds where both have one). */
+  const ratiosTo = (name: string, base: string, mode: Mode): number[] => {
+    const ratios: number[] = [];
+    for (let round = 0; round < options.rounds; round++) {
+      const mine = rps(name, mode, round);
+      const theirs = rps(base, mode, round);
+      if (mine !== undefined && theirs !== undefined && theirs > 0) ratios.push(mine / theirs);
+    }
+    return ratios;
+  };
+  const span = (ratios: readonly number[]) => ({ ratio: median(ratios), ratioMin: Math.min(...ratios), ratioMax: Math.max(...ratios) });
   const names = [...new Set(entries.map((e) => e.contender))];
   const rows = names.map((name) => {
     const summary = (mode: Mode) => {
-      const values: number[] = [];
-      const ratios: number[] = [];
-      for (let round = 0; round < options.rounds; round++) {
-        const mine = rps(name, mode, round);
-        const base = rps('cluster-rr', mode, round);
-        if (mine === undefined) continue;
-        values.push(mine);
-        if (base !== undefined && base > 0) ratios.push(mine / base);
-      }
-      return { median: median(values), ratio: median(ratios), ratioMin: Math.min(...ratios), ratioMax: Math.max(...ratios), values, ratios };
+      const values = entries.filter((e) => e.contender === name && e.mode === mode).map((e) => e.wrk.rps);
+      const ratios = ratiosTo(name, 'cluster-rr', mode);
+      return { median: median(values), ...span(ratios), values, ratios };
     };
     const errors = entries.filter((e) => e.contender === name).reduce((n, e) => n + e.wrk.connectErrors + e.wrk.readErrors + e.wrk.writeErrors + e.wrk.statusErrors + e.wrk.timeouts, 0);
     const underLoad = entries.filter((e) => e.contender === name && e.handoffsByWorker !== undefined);
@@ -388,15 +392,7 @@ async function main(): Promise<void> {
   const proxies = ['haproxy', 'nginx'].filter((p) => names.includes(p));
   const ours = names.filter((n) => n.startsWith('ours'));
   if (proxies.length > 0 && ours.length > 0) {
-    const against = (name: string, mode: Mode, proxy: string): string => {
-      const ratios: number[] = [];
-      for (let round = 0; round < options.rounds; round++) {
-        const mine = rps(name, mode, round);
-        const theirs = rps(proxy, mode, round);
-        if (mine !== undefined && theirs !== undefined && theirs > 0) ratios.push(mine / theirs);
-      }
-      return ratios.length === 0 ? 'n/a' : `**${fmt(median(ratios))}** (${fmt(Math.min(...ratios))}–${fmt(Math.max(...ratios))})`;
-    };
+    const against = (name: string, mode: Mode, proxy: string): string => range(span(ratiosTo(name, proxy, mode)));
     // In the main table's order.
     const shown = (['close', 'client', 'keepalive'] as const).filter((mode) => options.modes.includes(mode));
     const columns = shown.flatMap((mode) => proxies.map((proxy) => ({ mode, proxy })));
