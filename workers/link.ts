@@ -289,6 +289,11 @@ export class FrontStream {
     this.detach()?.onStreamRefused();
   }
 
+  /** The link never connected: nothing was sent on the stream. */
+  unreachable(): void {
+    this.detach()?.onStreamUnreachable();
+  }
+
   /** Reset by the back mid-request. */
   gone(): void {
     if (!this.open && this.user === null) return;
@@ -352,12 +357,7 @@ export class MuxLink {
       this.streams.clear();
       if (!this.connected) {
         this.links.markDown(this.pid);
-        for (const stream of streams) {
-          stream.open = false;
-          const user = stream.user;
-          stream.user = null;
-          user?.onStreamUnreachable();
-        }
+        for (const stream of streams) stream.unreachable();
         return;
       }
       // The back went away: a request it had not taken yet may go elsewhere, like a refused one.
