@@ -39,8 +39,8 @@ let draining = false;
 let activeReport: NodeJS.Timeout | null = null;
 /** The fd channel from the master (batched hand-offs), when it made one and this worker can read it. */
 let fdReceiver: HandoffReceiver | null = null;
-/** Links from other workers open here (key.reuse "forward"): a draining worker waits for them too. */
-let openLinks = 0;
+/** Streams other workers' links have open here (key.reuse "forward"): a draining worker waits for them too. */
+let openStreams = 0;
 /** key.reuse "forward": where this worker listens for links (the master's directory), or null. */
 const linkDir = process.env.STICKY_LINK_DIR ?? null;
 
@@ -203,9 +203,9 @@ function onDrain(timeoutMs: number): void {
   setTimeout(() => process.exit(0), timeoutMs).unref();
 }
 
-/** A draining worker exits once no client connection and no link from another worker is open. */
+/** A draining worker exits once no client connection and no stream from another worker is open. */
 function exitWhenIdle(): void {
-  if (draining && active === 0 && openLinks === 0) process.exit(0);
+  if (draining && active === 0 && openStreams === 0) process.exit(0);
 }
 
 const handlers: { [K in MasterMessage['type']]: (message: Extract<MasterMessage, { type: K }>, handle: net.Socket | object | undefined) => void } = {
@@ -262,7 +262,7 @@ async function main(): Promise<void> {
         server: () => server,
         accepting: () => !draining,
         onStreamCount: (open) => {
-          openLinks += open ? 1 : -1;
+          openStreams += open ? 1 : -1;
           if (!open) exitWhenIdle();
         },
       });
