@@ -28,7 +28,7 @@ export type ReuseMode = 'handback' | 'forward' | 'close' | 'off';
  * `handback` and `close`) and the fastest of the three where it matters, on
  * connections that interleave clients: measured through nginx with upstream
  * keep-alive, forward 1.7 × handback and 2.6 × close; with wrk straight at
- * the balancer, about 1.8 × handback and 0.88–1.34 × HAProxy and nginx relaying in
+ * the balancer, 1.8–2.1 × handback and 0.81–1.34 × HAProxy and nginx relaying in
  * C (README "Reused connections", bench/reuse.ts, bench/compare.ts). It costs
  * nothing on connections that cannot carry other clients' requests (see
  * {@link mayCarryOtherClients}), and a header lookup and a hash per request on
