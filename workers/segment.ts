@@ -39,6 +39,9 @@ export interface SegmentOwner {
   setStreamTimeout?(ms: number): void;
 }
 
+/** What a segment (and the app's request on it) buffers before it pushes back: Node 20's default. */
+export const SEGMENT_HIGH_WATER_MARK = 16 * 1024;
+
 /**
  * Stands in for the client socket in front of the app's http server: what the
  * runtime feeds comes out as the socket's data; what the server writes goes to
@@ -49,7 +52,12 @@ export interface SegmentOwner {
 export class Segment extends Duplex {
   constructor(private readonly owner: SegmentOwner) {
     // allowHalfOpen: the client's FIN must not end the response side (http.Server relies on it).
-    super({ allowHalfOpen: true, decodeStrings: false });
+    // The high-water mark is set, not Node's default: push() answers "full" at it, and that is when
+    // the owner stops crediting its peer. Node 22 raised the default from 16 KiB to 64 KiB
+    // (stream.getDefaultHighWaterMark), and the app's IncomingMessage copies the socket's
+    // readableHighWaterMark (lib/_http_incoming.js), so with the default every line buffered a
+    // different amount for an app that does not read.
+    super({ allowHalfOpen: true, decodeStrings: false, readableHighWaterMark: SEGMENT_HIGH_WATER_MARK });
     // After the http server lets go of a segment (upgrade handed to the app,
     // or destroyed), an error with no listener must not crash the worker.
     this.on('error', ignore);
