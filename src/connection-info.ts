@@ -1,5 +1,6 @@
 import type { KeySource } from './key/derive.js';
 import type { ProxyEndpoint, ProxyTlvs } from './protocol/proxy.js';
+import { tlsParentOf } from './node/socket.js';
 
 /** What the master learned about a connection, handed to the worker with the socket. */
 export interface ConnectionInfo {
@@ -38,12 +39,12 @@ export const CONNECTION_INFO = Symbol.for('sticky-session-ts.connectionInfo');
  */
 export function connectionInfo(socket: object | null | undefined): ConnectionInfo | null {
   let current: unknown = socket;
-  // A TLS socket wraps the raw one (`_parent`), an HTTP/2 stream's socket is a proxy
+  // A TLS socket wraps the raw one, an HTTP/2 stream's socket is a proxy
   // of the session socket; follow a few links at most.
   for (let depth = 0; depth < 4 && current !== null && typeof current === 'object'; depth++) {
     const info = (current as Record<symbol, unknown>)[CONNECTION_INFO];
     if (info !== undefined) return info as ConnectionInfo;
-    current = (current as { _parent?: unknown })._parent;
+    current = tlsParentOf(current);
   }
   return null;
 }

@@ -7,6 +7,7 @@ import { loadConfig } from './config/load.js';
 import { Balancer } from './master/balancer.js';
 import { WorkerPool } from './pool/pool.js';
 import { restartOnlyChanges } from './pool/reload.js';
+import { handoffImpossible, publicPathsTaken } from './node/internals.js';
 
 /** How long PUT /workers waits for the new workers to be ready before answering 503. */
 const SCALE_WAIT_MS = 60_000;
@@ -23,6 +24,13 @@ async function main(): Promise<void> {
   }
   const config = loaded.config;
   const log = pino({ level: config.log.level, base: { pid: process.pid } });
+  // Once, here: the workers run on the same Node with the same environment and take the same paths.
+  for (const path of publicPathsTaken()) log.warn({ node: process.version, ...path }, 'a Node internal is not used; taking the public path');
+  const impossible = handoffImpossible();
+  if (impossible !== null) {
+    log.fatal(impossible);
+    process.exit(1);
+  }
   const metrics = new MasterMetrics();
   let balancer: Balancer | null = null;
   const pool = new WorkerPool(config, join(__dirname, '..', 'workers', 'runtime.js'), log, metrics, {

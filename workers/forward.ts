@@ -8,6 +8,7 @@ import type { RequestHook, UpgradeHook } from './request-hooks.js';
 import { Counter } from 'prom-client';
 import { destination, handbackKeyOf, handedBack, headOfRequest, offWorkerRequests, readyPid, takeSocketBack, withKeyOf, type Destination, type ReuseContext } from './reuse.js';
 import { workerRegistry } from './worker-metrics.js';
+import { closeAfter, headWritten, responseInProgress, sentContinue, writeRelayed } from '../src/node/outgoing.js';
 
 /**
  * key.reuse "forward" at the level of requests (issue 6, issue 8). The client
@@ -112,22 +113,10 @@ class ForwardedConnection {
 const FORWARD_STATE = Symbol('sticky.forward-state');
 const FIRST_SEEN = 1;
 
-/** Node's ServerResponse internals the relay writes through (lib/_http_outgoing.js, Node 12–22). */
-interface RawResponse {
-  _header: string | null;
-  _headerSent: boolean;
-  _last: boolean;
-  _writeRaw(data: Buffer, encoding: undefined, callback?: () => void): boolean;
-  _sent100?: boolean;
-}
-
 /** How often a refused request goes again before its connection is given up. */
 const MAX_ATTEMPTS = 5;
 /** The wait before a refused request goes to the same worker again (times the attempt). */
 const RETRY_WAIT_MS = 10;
-
-/** Stands for the head Node would have written: the back's bytes carry the real one. */
-const RELAYED_HEAD = 'relayed';
 
 /** One request relayed to its worker over a link. */
 class Relay implements StreamUser {
@@ -200,7 +189,7 @@ class Relay implements StreamUser {
     }
     const req = this.req;
     // Node answered Expect: 100-continue here already (no checkContinue listener): the back must not answer it again.
-    const sent100 = (this.res as unknown as RawResponse)._sent100 === true;
+    const sent100 = sentContinue(this.res);
     // A "close" set on this response before the hooks ran is this worker's (it drains): the back's answer must say it.
     const head = requestHead(req, sent100, this.res.getHeader('connection') === 'close');
     this.replay = [head];
@@ -242,16 +231,10 @@ class Relay implements StreamUser {
 
   onStreamData(bytes: Buffer, passed: () => void): void {
     this.replay = null;
-    const res = this.res as unknown as RawResponse;
-    if (res._header === null) {
-      // The back's bytes start with its head: Node must not write one of its own.
-      res._header = RELAYED_HEAD;
-      res._headerSent = true;
-    }
     // The frames of one read from the link (a head and a body, often) leave in one writev.
     corkUntilNextTick(this.connection.socket);
     // Written to the client, or queued behind the responses before it (Node's outgoing queue); credited once written.
-    res._writeRaw(bytes, undefined, passed);
+    writeRelayed(this.res, bytes, passed);
   }
 
   onStreamDone(): void {
@@ -264,14 +247,13 @@ class Relay implements StreamUser {
     this.finished = true;
     const entry = this.entry as StreamEntry;
     entry.stream.user = null;
-    const res = this.res as unknown as RawResponse;
-    if (res._header === null) {
+    if (!headWritten(this.res)) {
       // A response without a byte cannot come from Node's server: treat it as a reset.
       entry.stream.reset();
       this.connection.socket.destroy();
       return;
     }
-    if (this.closeAfter) res._last = true;
+    if (this.closeAfter) closeAfter(this.res);
     this.res.end();
     this.connection.next(this.pid, entry);
   }
@@ -464,8 +446,8 @@ export function forwardHooks(ctx: ForwardContext): { request: RequestHook; upgra
     }
     // A response still being written (a pipelined request before it), or a
     // client that half-closed (its FIN is read here): the tunnel cannot move.
-    const client = socket as net.Socket & { _httpMessage?: unknown };
-    if ((client._httpMessage ?? null) !== null || client.readableEnded) {
+    const client = socket as net.Socket;
+    if (responseInProgress(client) || client.readableEnded) {
       offWorkerRequests.inc();
       connection.serveHere(to);
       return false;

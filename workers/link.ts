@@ -603,7 +603,7 @@ class BackStream implements SegmentOwner {
       // Destroyed with no request in progress (a draining worker closing idle
       // connections): whatever the front sent since is not processed, "refused".
       this.closed = true;
-      this.link.writer.frame(FRAME_RESET, this.id, this.segment._httpMessage === null && this.requests === this.answered ? REFUSED_PAYLOAD : null);
+      this.link.writer.frame(FRAME_RESET, this.id, !this.segment.responding && this.requests === this.answered ? REFUSED_PAYLOAD : null);
     }
     this.link.drop(this);
   }

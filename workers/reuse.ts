@@ -5,7 +5,7 @@ import { CONNECTION_INFO, connectionInfo, type ConnectionInfo } from '../src/con
 import { deriveKey, type ClientKey, type KeyContext, type KeyRules } from '../src/key/derive.js';
 import { mayCarryOtherClients, type ReuseMode } from '../src/key/reuse.js';
 import { readStickyCookie, type StickyCookieRules } from '../src/key/sticky-cookie.js';
-import { stopReading } from '../src/master/stop-reading.js';
+import { sawEof, stopSocketReads } from '../src/node/socket.js';
 import type { HandbackKey } from '../src/pool/handoff-batch.js';
 import { parseRequestHead, type RequestHead } from '../src/protocol/http1.js';
 import { firstRequestCloses, newChunkedState, requestFraming, scanChunked, type ChunkedState } from '../src/protocol/http1-framing.js';
@@ -36,7 +36,7 @@ import { workerRegistry } from './worker-metrics.js';
  *   (or, after anything it cannot frame, all of them: "passthrough", where the
  *   connection stays here and is only lost to re-routing, never corrupted);
  * - a hand-back happens only at a boundary, with the socket's reads stopped in
- *   the same tick as the decision (src/master/stop-reading.ts) and what was
+ *   the same tick as the decision (src/node/socket.ts stopSocketReads) and what was
  *   already buffered in the socket drained into the bytes sent;
  * - the first request of every hand-off is served where the master sent it, so
  *   a connection can never bounce between master and workers.
@@ -487,17 +487,17 @@ const EMPTY = Buffer.alloc(0);
 
 /**
  * Stops a socket's reads now (same tick as the decision to hand it back,
- * src/master/stop-reading.ts) and returns `first` + `second` + every byte the
+ * src/node/socket.ts stopSocketReads) and returns `first` + `second` + every byte the
  * stream had buffered, or null when the client half-closed meanwhile: its FIN
  * is consumed here, so the connection can no longer move.
  */
 export function takeSocketBack(socket: net.Socket, first: Buffer, second: Buffer, onData: (chunk: Buffer) => void = ignore): Buffer | null {
-  stopReading(socket, onData);
+  stopSocketReads(socket, onData);
   // Bytes libuv delivered before readStop sit in the stream's buffer; take
   // them (with `_read` neutralised, read() cannot start the handle again).
   const buffered: Buffer[] = [first, second];
   for (let chunk = socket.read() as Buffer | null; chunk !== null; chunk = socket.read() as Buffer | null) buffered.push(chunk);
-  if ((socket as unknown as { _readableState: { ended: boolean } })._readableState.ended) return null;
+  if (sawEof(socket)) return null;
   return second.length === 0 && buffered.length === 2 ? first : Buffer.concat(buffered);
 }
 

@@ -5,13 +5,16 @@ import type { ResolvedConfig } from '../src/config/load.js';
 import { CONNECTION_INFO, type ConnectionInfo } from '../src/connection-info.js';
 import { isMasterMessage, type MasterMessage, type WorkerMessage } from '../src/pool/messages.js';
 import { bytesFromWire, bytesToWire, infoFromWire, infoToWire } from '../src/pool/wire.js';
-import { descriptorOf } from '../src/pool/fd-channel.js';
+import { SOCKET_READS_STOP, descriptorOf, serverSocketOptions, shadowAddresses } from '../src/node/socket.js';
+import { socketFromHandle, type RawTcpHandle } from '../src/node/tcp-handle.js';
+import { startTimeoutChecker } from '../src/node/http-server.js';
+import { RESPONSE_RELAY } from '../src/node/outgoing.js';
 import { loadApp } from './load-app.js';
 import { edgeHooks } from './inspect.js';
 import { installRequestHooks, installUpgradeHooks, type RequestHook, type UpgradeHook } from './request-hooks.js';
 import { connectionsReceived, openConnections, requestsServed, workerRegistry } from './worker-metrics.js';
 import { createTlsFront, type TlsFront } from './tls.js';
-import { reuseMode } from '../src/key/reuse.js';
+import { reuseMode, type ReuseMode } from '../src/key/reuse.js';
 import { reuseHooks, setPoolView, type ReuseContext } from './reuse.js';
 import { forwardHooks } from './forward.js';
 import { stickyCookieHook } from './sticky-cookie.js';
@@ -61,19 +64,18 @@ function reportActive(): void {
 /**
  * Makes the app see the real client: after an honoured PROXY header,
  * `remoteAddress`/`remotePort` are its source and `localAddress`/`localPort` its
- * destination (instance properties shadow net.Socket's prototype getters).
+ * destination.
  */
 function applyProxyAddresses(socket: net.Socket, info: ConnectionInfo): void {
   const source = info.proxy?.source;
   const destination = info.proxy?.destination;
   if (!source || !destination) return;
-  const family = source.address.includes(':') ? 'IPv6' : 'IPv4';
-  Object.defineProperties(socket, {
-    remoteAddress: { value: source.address, configurable: true },
-    remotePort: { value: source.port, configurable: true },
-    remoteFamily: { value: family, configurable: true },
-    localAddress: { value: destination.address, configurable: true },
-    localPort: { value: destination.port, configurable: true },
+  shadowAddresses(socket, {
+    remoteAddress: source.address,
+    remotePort: source.port,
+    remoteFamily: source.address.includes(':') ? 'IPv6' : 'IPv4',
+    localAddress: destination.address,
+    localPort: destination.port,
   });
 }
 
@@ -92,7 +94,17 @@ const connectionHooks: ConnectionHook[] = [];
 // config.stickyCookie and key.reuse (issue 8). Under TLS the runtime cannot
 // frame the encrypted bytes itself, so "handback" and "forward" act as "close" there.
 if (config.stickyCookie) requestHooks.push(stickyCookieHook(config.stickyCookie, slot, config.tls !== undefined));
-const reuseModeInEffect = reuseMode(config.key);
+/**
+ * The reuse mode this Node can carry out: a relay needs Node's ServerResponse
+ * internals, a hand-back needs a socket's reads stopped at once
+ * (src/node/public-paths.ts); without them the next safe mode serves.
+ */
+function publicReuseMode(mode: ReuseMode): ReuseMode {
+  if ((mode === 'forward' || mode === 'handback') && !SOCKET_READS_STOP) return 'close';
+  if (mode === 'forward' && !RESPONSE_RELAY) return 'handback';
+  return mode;
+}
+const reuseModeInEffect = publicReuseMode(reuseMode(config.key));
 /** key.reuse "forward": this worker's links to the others (none without the master's directory, or under TLS). */
 const linkPool = reuseModeInEffect === 'forward' && linkDir !== null && !config.tls ? new LinkPool(linkDir) : null;
 /** Upgrade hooks, in order (key.reuse "forward"). */
@@ -138,12 +150,12 @@ function onConnection(bytes: Buffer, info: ConnectionInfo, handle: net.Socket | 
   // for a connection a worker handed back; wrap a raw one as net.Server would.
   // It starts reading at once; what it reads waits in the stream behind the
   // replayed bytes below.
-  const socket = handle instanceof net.Socket ? handle : new net.Socket({ handle, readable: true, writable: true } as net.SocketConstructorOpts);
+  const socket = handle instanceof net.Socket ? handle : socketFromHandle(handle as RawTcpHandle);
   (socket as unknown as Record<symbol, unknown>)[CONNECTION_INFO] = info;
   // A socket built from a passed handle does not inherit the server's
   // allowHalfOpen; http.Server relies on it (a client's FIN after its request
   // must not cut off the response), so copy the server's own setting.
-  socket.allowHalfOpen = (server as net.Server & { allowHalfOpen?: boolean }).allowHalfOpen === true;
+  socket.allowHalfOpen = serverSocketOptions(server).allowHalfOpen;
   applyProxyAddresses(socket, info);
   active++;
   reportActive();
@@ -176,10 +188,9 @@ function onConnection(bytes: Buffer, info: ConnectionInfo, handle: net.Socket | 
  * would go through Nagle's algorithm, unlike the same app under node:cluster.
  */
 function applySocketOptions(socket: net.Socket, target: net.Server): void {
-  const options = target as net.Server & { noDelay?: boolean; keepAlive?: boolean; keepAliveInitialDelay?: number };
-  if (options.noDelay === true) socket.setNoDelay(true);
-  // net.Server keeps the delay in seconds; setKeepAlive takes milliseconds.
-  if (options.keepAlive === true) socket.setKeepAlive(true, (options.keepAliveInitialDelay ?? 0) * 1000);
+  const options = serverSocketOptions(target);
+  if (options.noDelay) socket.setNoDelay(true);
+  if (options.keepAlive) socket.setKeepAlive(true, options.keepAliveInitialDelayMs);
 }
 
 function onDrain(timeoutMs: number): void {
@@ -231,15 +242,7 @@ async function main(): Promise<void> {
     server.requestTimeout = config.limits.requestTimeoutMs;
     // The checker runs every connectionsCheckingInterval (30 s by default), so a
     // 10 s headersTimeout would fire after up to 40 s; check at a tenth of it.
-    const checked = server as http.Server & { connectionsCheckingInterval: number };
-    checked.connectionsCheckingInterval = Math.min(
-      checked.connectionsCheckingInterval,
-      Math.max(100, Math.floor(config.limits.headersTimeoutMs / 10)),
-    );
-    // Node starts its headersTimeout/requestTimeout checker on 'listening'. This
-    // server never listens (the master feeds it), so without this the slowloris
-    // protection would silently be off.
-    server.emit('listening');
+    startTimeoutChecker(server, Math.max(100, Math.floor(config.limits.headersTimeoutMs / 10)));
   }
   // Counted among the app's listeners, so requests a hook answers (inspection
   // refusals, hand-backs) are not counted as served.

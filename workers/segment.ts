@@ -1,6 +1,5 @@
-import type http from 'node:http';
 import type net from 'node:net';
-import { Duplex } from 'node:stream';
+import { ResponseTrackingDuplex } from '../src/node/response-tracking.js';
 
 /** The addresses a segment presents to the app (a net.Socket has them all). */
 export interface Endpoints {
@@ -49,7 +48,7 @@ export const SEGMENT_HIGH_WATER_MARK = 16 * 1024;
  * addresses are the owner's endpoints (key.reuse framing, workers/reuse.ts; and
  * the back end of a worker-to-worker link, workers/link.ts).
  */
-export class Segment extends Duplex {
+export class Segment extends ResponseTrackingDuplex {
   constructor(private readonly owner: SegmentOwner) {
     // allowHalfOpen: the client's FIN must not end the response side (http.Server relies on it).
     // The high-water mark is set, not Node's default: push() answers "full" at it, and that is when
@@ -63,21 +62,8 @@ export class Segment extends Duplex {
     this.on('error', ignore);
   }
 
-  /**
-   * Node's http server sets the response it is writing here and clears it
-   * when that response has finished ("_httpMessage", lib/_http_server.js
-   * assignSocket/detachSocket, Node 12-22). That is how the runtime knows a
-   * response is complete whatever the app does (checkContinue, 417, 400 for a
-   * missing Host included), without patching responses.
-   */
-  private currentResponse: http.ServerResponse | null = null;
-  get _httpMessage(): http.ServerResponse | null {
-    return this.currentResponse;
-  }
-  set _httpMessage(response: http.ServerResponse | null) {
-    const finished = this.currentResponse !== null && response === null;
-    this.currentResponse = response;
-    if (finished) this.owner.onResponseDone();
+  protected onResponseFinished(): void {
+    this.owner.onResponseDone();
   }
 
   override _read(): void {

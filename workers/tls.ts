@@ -4,6 +4,7 @@ import type net from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
 import { loadTlsMaterial, type TlsSection } from '../src/config/tls-material.js';
+import { copyShadowedAddresses, tlsRawSocket } from '../src/node/socket.js';
 
 /**
  * TLS termination in the worker (config `tls`). The master cannot see through
@@ -37,24 +38,16 @@ export interface TlsFrontOptions {
   readonly handshakeTimeoutMs: number;
 }
 
-/** Address properties the runtime sets on the raw socket from an honoured PROXY header. */
-const PROXY_ADDRESS_PROPS = ['remoteAddress', 'remotePort', 'remoteFamily', 'localAddress', 'localPort'] as const;
-
 /**
  * A TLS socket answers `remoteAddress` from the TCP handle underneath it (its
  * TLSWrap proxies getpeername to the parent handle), not from the raw socket's
  * properties: copy the PROXY addresses the runtime put on the raw socket
- * (`_parent`), so `req.socket.remoteAddress` is the real client's over TLS too.
+ * underneath, so `req.socket.remoteAddress` is the real client's over TLS too.
  * The HTTP/2 compat `req.socket` is a proxy that reads these from the TLS socket.
  */
 function inheritProxyAddresses(socket: tls.TLSSocket): void {
-  const raw = (socket as tls.TLSSocket & { _parent?: net.Socket | null })._parent;
-  if (!raw) return;
-  for (const prop of PROXY_ADDRESS_PROPS) {
-    if (Object.prototype.hasOwnProperty.call(raw, prop)) {
-      Object.defineProperty(socket, prop, { value: raw[prop], configurable: true });
-    }
-  }
+  const raw = tlsRawSocket(socket);
+  if (raw) copyShadowedAddresses(raw, socket);
 }
 
 /**
@@ -86,7 +79,7 @@ export function createTlsFront(app: net.Server, section: TlsSection, options: Tl
   // A failed handshake (scanner, wrong certificate on the client's side) is the client's business.
   front.on('tlsClientError', (error, socket) => {
     // Before 'secureConnection' the PROXY addresses are only on the raw socket underneath.
-    const raw = (socket as tls.TLSSocket & { _parent?: net.Socket | null })._parent;
+    const raw = tlsRawSocket(socket);
     log.debug({ client: raw?.remoteAddress ?? socket.remoteAddress, err: error.message }, 'tls handshake failed');
   });
 

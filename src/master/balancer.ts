@@ -19,8 +19,9 @@ import { hashKey } from '../ring/farmhash.js';
 import { readStickyCookie, type StickyVerdict } from '../key/sticky-cookie.js';
 import { reuseMode } from '../key/reuse.js';
 import { LogLimiter } from './log-limiter.js';
-import { RAW_HANDLES_SUPPORTED, rawConn, socketConn, type ClientConn } from './client-conn.js';
-import { stopReading } from './stop-reading.js';
+import { rawConn, socketConn, type ClientConn } from './client-conn.js';
+import { takeOverAccept } from '../node/accept.js';
+import { stopSocketReads } from '../node/socket.js';
 
 /**
  * While fewer bytes than this are buffered, every chunk is parsed at once so
@@ -115,7 +116,7 @@ export class Balancer {
     this.proxyOptions = { maxBytes: config.limits.peekBytes };
     this.headMatters = config.key.order.some((source) => source === 'cookie' || source === 'forwarded') || config.stickyCookie !== undefined;
     this.inspector = config.inspect ? compileInspector(config.inspect) : null;
-    // Where raw handles can be read (Node 20), listen() takes accept over and the
+    // Where raw handles can be read (src/node/tcp-handle.ts), listen() takes accept over and the
     // master never builds a net.Socket for a connection it only peeks at. Else
     // net.Server's sockets, with pauseOnConnect: not one byte is read before we
     // attach our listener and decide to resume, so nothing can be read into a void.
@@ -132,15 +133,9 @@ export class Balancer {
       this.server.once('error', onError);
       this.server.listen({ host: this.config.listen.host, port: this.config.listen.port, backlog: 4096 }, () => {
         this.server.removeListener('error', onError);
-        const handle = (this.server as net.Server & { _handle?: { onconnection?: unknown } | null })._handle;
-        if (RAW_HANDLES_SUPPORTED && handle && typeof handle.onconnection === 'function') {
-          // What Node's cluster round-robin does: take the raw client handles
-          // from accept (net.Server would wrap each in a net.Socket first).
-          handle.onconnection = (error: number, clientHandle: unknown) => {
-            if (error) this.onAcceptError(error);
-            else this.onConnection(rawConn(clientHandle));
-          };
-        }
+        // What Node's cluster round-robin does: take the raw client handles
+        // from accept (net.Server would wrap each in a net.Socket first).
+        takeOverAccept(this.server, (handle) => this.onConnection(rawConn(handle)), (errno) => this.onAcceptError(errno));
         resolve(this.server.address() as AddressInfo);
       });
     });
@@ -442,7 +437,7 @@ export class Balancer {
     // A socket built from a received handle starts reading at once (net.Socket
     // calls read(0)); the 'message' event comes on the next tick, before any
     // I/O, so nothing has been read yet. Stop now, as for a new connection.
-    stopReading(socket, ignoreError);
+    stopSocketReads(socket, ignoreError);
     this.routeHandback(proc, socketConn(socket), bytesFromWire(message.bytes), infoFromWire(message.info), message);
   }
 

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
-import type { Socket } from 'node:net';
 import path from 'node:path';
+import { DESCRIPTORS_OPEN, openDescriptor } from '../node/tcp-handle.js';
 
 /**
  * Batched descriptor passing between the master and a worker (native/fdpass.c).
@@ -60,35 +60,9 @@ export function loadFdPass(): FdPassBinding | null {
   return loaded;
 }
 
-/** A socket's descriptor (libuv's, Unix only), or -1 when it has none (destroyed, or not a descriptor-backed handle). */
-export function descriptorOf(socket: Socket): number {
-  if (socket.destroyed) return -1;
-  return (socket as Socket & { _handle?: { fd?: number } | null })._handle?.fd ?? -1;
-}
-
-/** Node's tcp_wrap binding as this module uses it. */
-interface TcpWrapBinding {
-  readonly TCP: new (type: number) => { open(fd: number): number; close(): void };
-  readonly constants: { readonly SOCKET: number };
-}
-
-let tcpWrap: TcpWrapBinding | null | undefined;
-
-function loadTcpWrap(): TcpWrapBinding | null {
-  if (tcpWrap !== undefined) return tcpWrap;
-  tcpWrap = null;
-  try {
-    const binding = (process as unknown as { binding(name: string): unknown }).binding('tcp_wrap') as Partial<TcpWrapBinding>;
-    if (typeof binding.TCP === 'function' && typeof binding.constants?.SOCKET === 'number') tcpWrap = binding as TcpWrapBinding;
-  } catch {
-    // not available on this runtime
-  }
-  return tcpWrap;
-}
-
-/** Whether received descriptors can be opened as TCP handles here (Node's tcp_wrap binding). */
+/** Whether received descriptors can be opened as TCP handles here (src/node/tcp-handle.ts). */
 export function canOpenTcp(): boolean {
-  return loadTcpWrap() !== null;
+  return DESCRIPTORS_OPEN;
 }
 
 /**
@@ -96,14 +70,9 @@ export function canOpenTcp(): boolean {
  * of the handles it passes), or closes it and returns null.
  */
 export function openTcpHandle(binding: FdPassBinding, fd: number): object | null {
-  const wrap = loadTcpWrap();
-  if (wrap !== null) {
-    const handle = new wrap.TCP(wrap.constants.SOCKET);
-    if (handle.open(fd) === 0) return handle;
-    handle.close();
-  }
-  binding.close(fd);
-  return null;
+  const handle = DESCRIPTORS_OPEN ? openDescriptor(fd) : null;
+  if (handle === null) binding.close(fd);
+  return handle;
 }
 
 const EAGAIN = -11;

@@ -11,7 +11,7 @@ import { MAX_SLOTS, pickSlot } from '../ring/rendezvous.js';
 import { HEALTHY_UPTIME_MS, respawnDelayMs } from './backoff.js';
 import { pickBounded } from './bounded-load.js';
 import type { ConnectionInfo } from '../connection-info.js';
-import { loadFdPass, type FdPassBinding } from './fd-channel.js';
+import { canOpenTcp, loadFdPass, type FdPassBinding } from './fd-channel.js';
 import { HandoffSender, type BatchEntry, type HandbackKey } from './handoff-batch.js';
 import { isWorkerMessage, type MasterMessage, type WorkerMessage } from './messages.js';
 import { infoToWire, bytesToWire } from './wire.js';
@@ -123,7 +123,8 @@ export class WorkerPool {
     private readonly hooks: PoolHooks,
   ) {
     this.config = config;
-    this.fdpass = config.workers.handoff === 'auto' ? loadFdPass() : null;
+    // Batches need the worker to open what it receives as TCP handles (src/node/tcp-handle.ts); else Node's IPC.
+    this.fdpass = config.workers.handoff === 'auto' && canOpenTcp() ? loadFdPass() : null;
     // JSON, Node's default, written out: bytes go as latin1 strings (see wire.ts for why not 'advanced').
     cluster.setupPrimary({ exec: runtimePath, serialization: 'json', args: [] });
   }
