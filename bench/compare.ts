@@ -1,5 +1,5 @@
 /**
- * The side-by-side (issue 6): ours against Node's own cluster round-robin,
+ * The side-by-side: ours against Node's own cluster round-robin,
  * sticky-session, @socket.io/sticky, HAProxy and nginx (when installed) and one
  * process without hand-off. Same app (bench/apps/app.ts), 2 workers, loopback,
  * wrk with X-Forwarded-For addresses from a pool of 1000 (bench/apps/xff.lua).

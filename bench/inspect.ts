@@ -1,5 +1,5 @@
 /**
- * Edge inspection (issue 7), two measurements:
+ * Edge inspection, two measurements:
  *
  * 1. The rule check alone (ns/op), with the issue's example rules: the method
  *    set, two host patterns, an allow and a deny regex, a URL limit. Target:

@@ -1,5 +1,5 @@
 /**
- * key.reuse through a real nginx (issue 8): keep-alive throughput of
+ * key.reuse through a real nginx: keep-alive throughput of
  * `handback`, `forward`, `close` and `off` with nginx as an HTTP reverse proxy with
  * upstream keep-alive in front of the balancer (2 workers, demo app), wrk
  * sending a random X-Forwarded-For from a pool of 1000 on every request (so

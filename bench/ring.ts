@@ -3,7 +3,7 @@
  * at N = 2, 4, 8, 16 slots, with the pool's ready mask as the balancer passes
  * it and without; then `hashKey` + `pickSlot` for a typical IPv4 key string
  * (what one connection costs in the master). A bounded number of lookups,
- * printing lookups/s; the target is ≥ 10M/s at N ≤ 16 (issue 6).
+ * printing lookups/s; the target is ≥ 10M/s at N ≤ 16.
  *
  *   npm run build && node dist/bench/ring.js [lookups, default 20000000]
  */

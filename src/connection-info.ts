@@ -19,7 +19,7 @@ export interface ConnectionInfo {
   /**
    * The TCP peer's canonical address and whether it is in
    * `proxyProtocol.trustedFrom`: the worker needs them to derive each later
-   * request's key exactly as the master would (key.reuse, issue 8).
+   * request's key exactly as the master would (key.reuse).
    */
   readonly peer?: string;
   readonly peerTrusted?: boolean;

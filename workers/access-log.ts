@@ -35,7 +35,7 @@ function fieldValues(value: string | string[] | undefined): readonly string[] {
 }
 
 /**
- * `accessLog: true` (issue 7): one pino line per request, when its response
+ * `accessLog: true`: one pino line per request, when its response
  * has been sent or the connection went away first: the real client address,
  * method, URL (truncated), status, duration in ms; `worker` and `pid` come
  * from the runtime logger's bindings.

@@ -3,7 +3,7 @@ import { WebSocketServer } from 'ws';
 import { connectionInfo } from '../src/connection-info.js';
 
 /**
- * The demo app (shared/DESIGN.md): GET any path answers who served it and who
+ * The demo app: GET any path answers who served it and who
  * asked; POST /echo returns the body byte for byte; /ws is a WebSocket echo.
  */
 const server = http.createServer((req, res) => {

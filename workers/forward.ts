@@ -11,7 +11,7 @@ import { workerRegistry } from './worker-metrics.js';
 import { closeAfter, headWritten, responseInProgress, sentContinue, writeRelayed } from '../src/node/outgoing.js';
 
 /**
- * key.reuse "forward" at the level of requests (issue 6, issue 8). The client
+ * key.reuse "forward" at the level of requests. The client
  * connection stays on the plain path: the app's http server reads the socket
  * itself and parses every request in C++ (`parser.consume`), exactly as without
  * key.reuse. A hook in front of the app derives each later request's key from

@@ -15,7 +15,7 @@ import { workerRegistry } from './worker-metrics.js';
 export type OnRefused = (req: http.IncomingMessage, refusal: Refusal) => void;
 
 /**
- * The worker side of edge inspection (issue 7): the same rule engine as the
+ * The worker side of edge inspection: the same rule engine as the
  * master, run on every request the app's server parses. The master already
  * checked the first request of a connection whose head it could parse; this
  * catches the later requests of a keep-alive connection, and the first request

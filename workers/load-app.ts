@@ -2,7 +2,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { pathToFileURL } from 'node:url';
 
-/** What a `workers.app` module can export (shared/DESIGN.md). */
+/** What a `workers.app` module can export. */
 export type AppExport = net.Server | http.RequestListener | (() => net.Server | http.RequestListener | Promise<net.Server | http.RequestListener>);
 
 /**

@@ -16,7 +16,7 @@ import { Segment, writeChunk, type OutChunk, type SegmentOwner } from './segment
 import { workerRegistry } from './worker-metrics.js';
 
 /**
- * key.reuse in the worker runtime (issue 8): requests on a reused connection
+ * key.reuse in the worker runtime: requests on a reused connection
  * (an HTTP-mode balancer pools its backend connections and sends requests of
  * many clients down each) whose key belongs to another worker.
  *

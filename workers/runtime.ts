@@ -87,11 +87,11 @@ export type ConnectionHook = (socket: net.Socket, bytes: Buffer, info: Connectio
 
 /** Request hooks, in order (installed in front of the app once it is loaded). */
 const requestHooks: RequestHook[] = [];
-// config.accessLog and config.inspect (issue 7); absent sections add no hook.
+// config.accessLog and config.inspect; absent sections add no hook.
 requestHooks.push(...edgeHooks(config, log));
 /** Connection hooks, in order. */
 const connectionHooks: ConnectionHook[] = [];
-// config.stickyCookie and key.reuse (issue 8). Under TLS the runtime cannot
+// config.stickyCookie and key.reuse. Under TLS the runtime cannot
 // frame the encrypted bytes itself, so "handback" and "forward" act as "close" there.
 if (config.stickyCookie) requestHooks.push(stickyCookieHook(config.stickyCookie, slot, config.tls !== undefined));
 /**

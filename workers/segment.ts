@@ -38,7 +38,7 @@ export interface SegmentOwner {
   setStreamTimeout?(ms: number): void;
 }
 
-/** What a segment (and the app's request on it) buffers before it pushes back: Node 20's default. */
+/** What a segment (and the app's request on it) buffers before it pushes back (Node's default before 22). */
 export const SEGMENT_HIGH_WATER_MARK = 16 * 1024;
 
 /**

@@ -3,7 +3,7 @@ import { needsStickyCookie, readStickyCookie, signStickyCookie, stickySetCookie,
 import type { RequestHook } from './request-hooks.js';
 
 /**
- * config.stickyCookie in the worker runtime (issue 8): a response to a request
+ * config.stickyCookie in the worker runtime: a response to a request
  * without a valid sticky cookie for this worker's slot carries a Set-Cookie
  * naming the slot (signed, src/key/sticky-cookie.ts). The master then sends
  * the client's later requests straight to this slot while it is ready.

@@ -30,7 +30,7 @@ export interface AdminActions {
 }
 
 /**
- * The admin API (shared/DESIGN.md): `GET /healthz`, `GET /workers`,
+ * The admin API: `GET /healthz`, `GET /workers`,
  * `PUT /workers {"count": N}`, `GET /metrics`. Loopback by default.
  */
 export function createAdminServer(pool: AdminPool, metrics: MasterMetrics, actions: AdminActions, log: Logger): http.Server {

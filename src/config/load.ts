@@ -20,7 +20,7 @@ export interface ResolvedConfig extends Config {
 /** The result of loading: a frozen config, or one line saying what is wrong. */
 export type LoadResult = { readonly ok: true; readonly config: ResolvedConfig } | { readonly ok: false; readonly message: string };
 
-/** Command-line flags (DESIGN.md): they override the file. */
+/** Command-line flags: they override the file. */
 export interface CliFlags {
   readonly config?: string;
   readonly port?: number;

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 
 /**
- * The config.json schema (shared/DESIGN.md). Validated once at start; unknown
+ * The config.json schema. Validated once at start; unknown
  * keys are an error everywhere (strict objects) so a typo never silently turns
  * a protection off. Optional sections absent = feature off at zero cost.
  */
@@ -78,7 +78,7 @@ const stickyCookie = z.strictObject({
   maxAgeS: positiveInt.optional(),
 });
 
-/** A path pattern: compiled at start, so a bad one is a config error naming its path (issue 7). */
+/** A path pattern: compiled at start, so a bad one is a config error naming its path. */
 const pathPattern = z.string().superRefine((pattern, ctx) => {
   try {
     new RegExp(pattern);

@@ -1,5 +1,5 @@
 /**
- * The edge inspection rule engine (issue 7): one pure function, compiled once
+ * The edge inspection rule engine: one pure function, compiled once
  * from `config.inspect`, called by the master on the first request head of a
  * connection and by the worker runtime on every request after it. No I/O, no
  * logging, no allocation on the allowed path except where a path needs

@@ -1,6 +1,6 @@
 /**
  * Parsed request head + connection facts + `key` config → the client key and
- * the source it came from (DESIGN.md "key.order"; issue 2 point 3).
+ * the source it came from.
  */
 import { canonicalIp } from '../ip/address.js';
 import type { RequestHead } from '../protocol/http1.js';

@@ -1,5 +1,5 @@
 /**
- * key.reuse (issue 8): what happens to later requests on a connection whose
+ * key.reuse: what happens to later requests on a connection whose
  * first request decided its worker. An HTTP-mode balancer (AWS ALB, nginx with
  * upstream keep-alive) sends requests of many clients down one pooled
  * connection, so a request's key can belong to another worker than the one

@@ -1,5 +1,5 @@
 /**
- * The balancer's own sticky cookie (config `stickyCookie`, issue 8): a value
+ * The balancer's own sticky cookie (config `stickyCookie`): a value
  * naming a worker slot, signed with an HMAC so that a client can neither pick
  * nor forge its worker (HAProxy's `cookie SRV insert`, signed).
  *

@@ -102,7 +102,7 @@ export class Balancer {
   private readonly proxyOptions: { readonly maxBytes: number };
   /** Whether the first request head is needed to decide (cookie or forwarded in key.order). */
   private readonly headMatters: boolean;
-  /** The inspect rules (issue 7), or null: no section, no cost. */
+  /** The inspect rules, or null: no section, no cost. */
   private readonly inspector: Inspector | null;
 
   constructor(
@@ -310,7 +310,7 @@ export class Balancer {
       clientKey = { key: peek.peer, source: 'remote' as const };
     }
     const keyHash = hashKey(clientKey.key);
-    // A valid sticky cookie naming a ready slot wins over the key (issue 8).
+    // A valid sticky cookie naming a ready slot wins over the key.
     const pinned = this.config.stickyCookie === undefined || head === null ? -1 : this.stickySlot(readStickyCookie(head.cookie, nowSeconds(), this.config.stickyCookie));
     const info: ConnectionInfo = {
       key: clientKey.key,
@@ -424,7 +424,7 @@ export class Balancer {
   }
 
   /**
-   * A worker handed a connection back (key.reuse "handback", issue 8): its next
+   * A worker handed a connection back (key.reuse "handback"): its next
    * request belongs to another worker. It is routed like a new connection, by
    * the key the worker derived with the same code (src/key/derive.ts) and the
    * slot of a valid sticky cookie; the master reads nothing again. `bytes` are

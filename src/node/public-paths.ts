@@ -27,7 +27,7 @@ export const PUBLIC_PATHS = {
   'stop-reading': {
     uses: "a socket's _read, _handle.readStop, handle.reading and _readableState.ended",
     instead: 'key.reuse "handback" closes such a connection after its response (as "close")',
-    cost: 'a client whose pooled connection carries another client reconnects',
+    cost: "every response on a connection that may carry other clients (a trusted proxy's) says Connection: close, so the proxy reconnects per request",
   },
 } as const;
 

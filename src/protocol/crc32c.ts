@@ -2,7 +2,7 @@
  * CRC-32C (Castagnoli), the checksum of the PROXY v2 `PP2_TYPE_CRC32C` TLV
  * (proxy-protocol.txt 2.2.3, computed "as described in RFC 4960, Appendix B").
  * Reflected polynomial 0x82F63B78, initial value and final XOR 0xFFFFFFFF.
- * Node 20 has no built-in CRC-32C (zlib.crc32 is the other polynomial), so this
+ * Node has no built-in CRC-32C (zlib.crc32, since 22, is the other polynomial), so this
  * is the classic byte-at-a-time table: headers are at most 64 KiB and usually
  * under 100 bytes, so a slicing-by-8 table would not pay for itself.
  */

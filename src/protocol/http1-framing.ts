@@ -1,7 +1,7 @@
 /**
  * Where an HTTP/1.x request ends (RFC 9112 section 6), pure over Buffers: the
  * worker runtime frames requests itself on connections where each request may
- * have to go to another worker (key.reuse "handback", issue 8), so it must know
+ * have to go to another worker (key.reuse "handback"), so it must know
  * the byte where the next request starts without letting Node's parser read
  * ahead.
  *

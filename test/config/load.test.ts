@@ -11,7 +11,7 @@ function tempConfig(text: string): { dir: string; path: string } {
   return { dir, path };
 }
 
-t.test('defaults: an empty object is the DESIGN.md example', async (t) => {
+t.test('defaults: an empty object gives the documented defaults', async (t) => {
   const result = resolveConfig({}, {}, null);
   t.ok(result.ok);
   if (!result.ok) return;

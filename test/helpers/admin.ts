@@ -37,3 +37,9 @@ export async function getMetricsText(adminPort: number): Promise<string> {
 export function allReady(workers: readonly WorkerEntry[], count: number): boolean {
   return workers.length === count && workers.every((worker) => worker.state === 'ready' && worker.pid !== null);
 }
+
+/** pid of each slot, from the admin API. */
+export async function pidsBySlot(balancer: { readonly adminPort: number | null }): Promise<Map<number, number>> {
+  const workers = await getWorkers(balancer.adminPort as number);
+  return new Map(workers.map((worker) => [worker.slot, worker.pid as number]));
+}

@@ -33,3 +33,13 @@ export async function mapKeys(port: number, keys: readonly string[], concurrency
 export function preference(key: string, slots: number): number[] {
   return rankSlots(hashKey(key), slots);
 }
+
+/** `perSlot` X-Forwarded-For keys per slot whose first choice is that slot: keys[slot]. */
+export function keysBySlot(slots: number, perSlot: number): string[][] {
+  const bySlot: string[][] = Array.from({ length: slots }, () => []);
+  for (const key of clientKeys(500)) {
+    const list = bySlot[preference(key, slots)[0] as number] as string[];
+    if (list.length < perSlot) list.push(key);
+  }
+  return bySlot;
+}

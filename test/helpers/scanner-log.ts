@@ -3,7 +3,7 @@ import { join } from 'node:path';
 
 /**
  * Method + request-target of every line of test/fixtures/scanner-requests.txt,
- * a copy of ../shared/data/scanner-requests.log (real access-log lines: a ZmEu
+ * real access-log lines (a ZmEu
  * phpMyAdmin probe, /w00tw00t…, a research scanner's huge URL).
  */
 export function scannerRequests(): Array<{ method: string; target: string }> {

@@ -2,8 +2,8 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import t from 'tap';
-import WebSocket from 'ws';
-import { DEMO_APP, MASTER, ROOT, connect, demoGet, readAll, startBalancer, writeConfig, writeSplit } from '../helpers/balancer.js';
+import { pipelined, splitPost, webSocketEcho } from '../helpers/byte-exact.js';
+import { DEMO_APP, MASTER, ROOT, connect, demoGet, readAll, startBalancer, writeConfig } from '../helpers/balancer.js';
 
 t.setTimeout(120_000);
 
@@ -76,34 +76,17 @@ for (const handoff of ['auto', 'ipc'] as const) t.test(`byte-exact hand-off (wor
   t.teardown(() => balancer.stop());
   if (handoff === 'ipc') t.equal((await balancer.waitForLog((line) => line.msg === 'listening')).handoff, 'ipc');
   for (const offsets of [[1], [3, 17], [5, 40, 77], [13, 61, 150, 151]]) {
-    const body = randomBytes(1 << 20);
-    const head = Buffer.from(`POST /echo HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/octet-stream\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n`);
-    const request = Buffer.concat([head, body]);
-    const socket = await connect(balancer.port);
-    const response = readAll(socket);
-    // The first packet (head + some body) split at odd offsets, then the rest.
-    await writeSplit(socket, request.subarray(0, head.length + 300), offsets);
-    socket.end(request.subarray(head.length + 300));
-    const bytes = await response;
-    const split = bytes.indexOf('\r\n\r\n');
-    t.match(bytes.subarray(0, split).toString(), /^HTTP\/1\.1 200/, `status 200 (split at ${offsets.join(',')})`);
-    const received = bytes.subarray(split + 4);
-    t.equal(received.length, body.length, 'every byte came back');
-    t.ok(received.equals(body), 'byte for byte');
+    const { statusLine, sent, received } = await splitPost(balancer.port, offsets);
+    t.match(statusLine, /^HTTP\/1\.1 200/, `status 200 (split at ${offsets.join(',')})`);
+    t.equal(received.length, sent.length, 'every byte came back');
+    t.ok(received.equals(sent), 'byte for byte');
   }
 });
 
 t.test('three pipelined requests in one first packet all get answers', async (t) => {
   const balancer = await startBalancer();
   t.teardown(() => balancer.stop());
-  const socket = await connect(balancer.port);
-  const response = readAll(socket);
-  socket.end(
-    'GET /one HTTP/1.1\r\nhost: x\r\nx-forwarded-for: 198.51.100.7\r\n\r\n' +
-      'POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n\r\nhello' +
-      'GET /three HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n',
-  );
-  const text = (await response).toString('latin1');
+  const text = await pipelined(balancer.port);
   t.equal(text.match(/HTTP\/1\.1 200 OK/g)?.length, 3, 'three answers');
   t.match(text, /\r\n\r\nhello/, 'the POST body echoed');
 });
@@ -111,19 +94,9 @@ t.test('three pipelined requests in one first packet all get answers', async (t)
 t.test('WebSocket echo through the balancer', async (t) => {
   const balancer = await startBalancer();
   t.teardown(() => balancer.stop());
-  const ws = new WebSocket(`ws://127.0.0.1:${balancer.port}/ws`, { headers: { 'x-forwarded-for': '198.51.100.9' } });
-  await new Promise((resolve, reject) => {
-    ws.once('open', resolve);
-    ws.once('error', reject);
-  });
-  const payload = randomBytes(100_000);
-  const echoed = new Promise<Buffer>((resolve) => ws.once('message', (data) => resolve(data as Buffer)));
-  ws.send(payload);
-  t.ok((await echoed).equals(payload), 'binary message echoed byte for byte');
-  const text = new Promise<string>((resolve) => ws.once('message', (data) => resolve(String(data))));
-  ws.send('héllo');
-  t.equal(await text, 'héllo');
-  ws.close();
+  const { binaryIntact, text } = await webSocketEcho(balancer.port);
+  t.ok(binaryIntact, 'binary message echoed byte for byte');
+  t.equal(text, 'héllo');
 });
 
 t.test('the master survives any bytes a client sends', async (t) => {

@@ -59,7 +59,7 @@ t.test('a trusted PROXY v1 header: the app sees the client, the key is its addre
   t.equal(split.remoteAddress, '198.51.100.22', 'a header split across segments is honoured');
   t.equal(split.pid, answer.pid, 'and lands on the same worker');
 
-  // The demo app's own view, as DESIGN.md specifies it.
+  // The demo app's own view of the connection.
   const demo = await startBalancer();
   t.teardown(() => demo.stop());
   const text = (await exchange(demo.port, header + GET)).toString();

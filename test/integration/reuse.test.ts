@@ -5,30 +5,14 @@ import { existsSync, readdirSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { getMetricsText, getWorkers } from '../helpers/admin.js';
+import { getMetricsText, pidsBySlot } from '../helpers/admin.js';
 import { DEMO_APP, ROOT, connect, parseResponse, readResponse, request, startBalancer, type RawResponse, type RunningBalancer } from '../helpers/balancer.js';
-import { clientKeys, preference } from '../helpers/pool.js';
+import { clientKeys, keysBySlot } from '../helpers/pool.js';
 
 /** Answers with x-pid / x-key headers and the request body, Content-Length framed; echoes after an Upgrade. */
 const REUSE_APP = join(ROOT, 'test', 'fixtures', 'reuse-app.js');
 
 t.setTimeout(180_000);
-
-/** Two keys per slot for 2 workers: keys[slot] are X-Forwarded-For addresses whose first choice is that slot. */
-function keysBySlot(slots: number, perSlot: number): string[][] {
-  const bySlot: string[][] = Array.from({ length: slots }, () => []);
-  for (const key of clientKeys(500)) {
-    const list = bySlot[preference(key, slots)[0] as number] as string[];
-    if (list.length < perSlot) list.push(key);
-  }
-  return bySlot;
-}
-
-/** pid of each slot, from the admin API. */
-async function pidsBySlot(balancer: RunningBalancer): Promise<Map<number, number>> {
-  const workers = await getWorkers(balancer.adminPort as number);
-  return new Map(workers.map((worker) => [worker.slot, worker.pid as number]));
-}
 
 /** The sum of one family's samples with these labels (read off the text: only these lines matter here). */
 async function metric(balancer: RunningBalancer, name: string, labels: Record<string, string> = {}): Promise<number> {

@@ -52,7 +52,7 @@ const valid: Array<{ name: string; input: string; header: ProxyHeader; consumed?
     header: tcp('TCP4', '192.168.0.1', '192.168.0.11', 56324, 443),
   },
   {
-    name: 'issue 3 example',
+    name: 'the spec example',
     input: 'PROXY TCP4 198.51.100.22 203.0.113.7 35646 80\r\nGET / HTTP/1.1\r\n\r\n',
     header: tcp('TCP4', '198.51.100.22', '203.0.113.7', 35646, 80),
   },
