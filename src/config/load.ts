@@ -155,10 +155,17 @@ export function loadConfig(argv: readonly string[], cwd = process.cwd()): LoadRe
   } catch (error) {
     return { ok: false, message: `${path}: not valid JSON (${(error as Error).message})` };
   }
-  const result = resolveConfig(input, cli.flags, path);
+  return validateConfig(input, cli.flags, path);
+}
+
+/**
+ * {@link resolveConfig}, then the certificate material read once: a wrong
+ * path or a key that does not match is one clear line at start, not a
+ * crash-looping worker. What the command line and the programmatic API both use.
+ */
+export function validateConfig(input: unknown, flags: CliFlags, configPath: string | null): LoadResult {
+  const result = resolveConfig(input, flags, configPath);
   if (result.ok && result.config.tls) {
-    // Read the certificate material once at start: a wrong path or a key that
-    // does not match is one clear line and exit 2, not a crash-looping worker.
     const material = loadTlsMaterial(result.config.tls);
     if (!material.ok) return { ok: false, message: material.message };
   }

@@ -10,6 +10,13 @@ import { createInterface } from 'node:readline';
 export const ROOT = resolve(__dirname, '..', '..');
 /** The built command, as a user runs it. */
 export const MASTER = join(ROOT, 'dist', 'master.js');
+/**
+ * What the harness starts: the command (dist/master.js), or with
+ * STICKY_TEST_ENTRY=api the same job done through the programmatic API
+ * (test/fixtures/api-master.js), so one integration test runs both ways.
+ */
+export const VIA_API = process.env.STICKY_TEST_ENTRY === 'api';
+const ENTRY = VIA_API ? join(ROOT, 'test', 'fixtures', 'api-master.js') : MASTER;
 /** The built demo app. */
 export const DEMO_APP = join(ROOT, 'dist', 'workers', 'demo-app.js');
 
@@ -45,7 +52,7 @@ export function writeConfig(overrides: Record<string, unknown> = {}): string {
 /** Starts dist/master.js with a config and waits for its 'listening' line. */
 export async function startBalancer(overrides: Record<string, unknown> = {}, extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<RunningBalancer> {
   const configPath = writeConfig(overrides);
-  const proc = spawn(process.execPath, [MASTER, '--config', configPath, ...extraArgs], {
+  const proc = spawn(process.execPath, [ENTRY, '--config', configPath, ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
     cwd: ROOT,
     env: { ...process.env, ...env },

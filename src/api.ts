@@ -1,0 +1,209 @@
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import pino, { type Logger } from 'pino';
+import { createAdminServer, listenAdmin } from './admin/server.js';
+import { MasterMetrics } from './admin/metrics.js';
+import { aggregateWorkerMetrics } from './admin/worker-metrics.js';
+import type { z } from 'zod';
+import type { configSchema } from './config/schema.js';
+import { validateConfig, type ResolvedConfig } from './config/load.js';
+import { Balancer } from './master/balancer.js';
+import { handoffImpossible, publicPathsTaken } from './node/internals.js';
+import { WorkerPool, type SlotView } from './pool/pool.js';
+import { restartOnlyChanges } from './pool/reload.js';
+
+/** How long a scale waits for the new workers to be ready before it resolves false. */
+const SCALE_WAIT_MS = 60_000;
+
+/** What {@link startBalancer} takes: the config file's object (every key optional, the same schema). */
+export type BalancerOptions = z.input<typeof configSchema>;
+
+/** A configuration or start-up failure of {@link startBalancer}: `code` says which. */
+export class BalancerStartError extends Error {
+  constructor(
+    readonly code: 'ERR_CONFIG' | 'ERR_UNSAFE_RUNTIME',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'BalancerStartError';
+  }
+}
+
+/** A running balancer (the master of a cluster of workers). */
+export interface RunningBalancer {
+  /** Where the balancer listens. */
+  address(): AddressInfo;
+  /** One entry per worker slot, lowest first (what `GET /workers` answers). */
+  workers(): SlotView[];
+  /** Scales to `count` workers; resolves true once every slot is ready (false when stopping or after a minute). */
+  scale(count: number): Promise<boolean>;
+  /**
+   * Rolling restart, one worker at a time, each new one ready before the old
+   * one drains; with `options`, the new workers get that config (validated
+   * like the first; what only a restart of the master can change is logged and
+   * kept). Certificates reload in place on the running workers first.
+   */
+  reload(options?: BalancerOptions): Promise<{ readonly replaced: number; readonly failedSlot: number | null }>;
+  /** Stops accepting, hands off what is held, drains every worker; resolves when all have exited. */
+  close(): Promise<void>;
+  /** The validated config in effect. */
+  readonly config: ResolvedConfig;
+  /** The master's logger (pino, JSON lines on stdout). */
+  readonly log: Logger;
+}
+
+/**
+ * Starts the balancer in this process: validates `options` with the config
+ * file's schema (relative paths resolve from the current directory), forks
+ * the workers and resolves once it listens with every worker ready. This
+ * process becomes the cluster primary. Rejects with a
+ * {@link BalancerStartError} for a bad config.
+ */
+export function startBalancer(options: BalancerOptions = {}): Promise<RunningBalancer> {
+  try {
+    return startResolved(resolved(options, null));
+  } catch (error) {
+    return Promise.reject(error as Error);
+  }
+}
+
+/** A running balancer as the command line drives it: it reloads with a config read from its file. */
+export interface CliBalancer extends RunningBalancer {
+  reloadResolved(next?: ResolvedConfig): Promise<{ readonly replaced: number; readonly failedSlot: number | null }>;
+  /** {@link RunningBalancer.close}, logged with the signal that asked for it. */
+  closeFor(signal: NodeJS.Signals): Promise<void>;
+  /** The worker count the pool is heading for (slots still draining are not counted). */
+  targetCount(): number;
+}
+
+/** {@link startBalancer} for a config already validated (the command line's, with paths relative to its file). */
+export async function startResolved(config: ResolvedConfig): Promise<CliBalancer> {
+  const log = pino({ level: config.log.level, base: { pid: process.pid } });
+  // Once, here: the workers run on the same Node with the same environment and take the same paths.
+  for (const path of publicPathsTaken()) log.warn({ node: process.version, ...path }, 'a Node internal is not used; taking the public path');
+  const impossible = handoffImpossible();
+  if (impossible !== null) {
+    log.fatal(impossible);
+    throw new BalancerStartError('ERR_UNSAFE_RUNTIME', impossible);
+  }
+
+  const metrics = new MasterMetrics();
+  let balancer: Balancer | null = null;
+  const pool = new WorkerPool(config, join(__dirname, '..', 'workers', 'runtime.js'), log, metrics, {
+    onAck: (proc, id) => balancer?.onAck(proc, id),
+    onExit: (proc) => balancer?.onExit(proc),
+    onHandback: (proc, message, socket) => balancer?.onHandback(proc, message, socket),
+    onHandbackHandle: (proc, entry, handle) => balancer?.onHandbackHandle(proc, entry, handle),
+  });
+  balancer = new Balancer(config, pool, log, metrics);
+  const running = balancer;
+
+  pool.scaleTo(config.workerCount);
+  await pool.whenAllReady();
+  const address = await running.listen();
+  log.info({ address: address.address, port: address.port, workers: pool.readyCount(), handoff: pool.handoffMode }, 'listening');
+
+  const scale = async (count: number): Promise<boolean> => {
+    if (pool.isStopping) return false;
+    log.info({ from: pool.targetCount, to: count }, 'scaling workers');
+    pool.scaleTo(count);
+    // Bounded: a new slot that crash-loops must not hang the caller forever.
+    if (!(await pool.whenAllReady(SCALE_WAIT_MS))) {
+      log.warn({ target: count, ready: pool.readyCount() }, 'scaling: not every worker is ready');
+      return false;
+    }
+    log.info({ workers: pool.readyCount() }, 'scaled');
+    return true;
+  };
+  if (config.admin !== false) {
+    const workerMetrics = async (): Promise<string> => aggregateWorkerMetrics(await pool.collectWorkerMetrics());
+    const admin = createAdminServer(pool, metrics, { scale, workerMetrics }, log);
+    const adminAddress = await listenAdmin(admin, config.admin.host, config.admin.port);
+    admin.unref();
+    log.info({ address: adminAddress.address, port: adminAddress.port }, 'admin listening');
+  }
+
+  /** The config the workers are forked with (a reload replaces it). */
+  let workerConfig = config;
+  let reloading: Promise<{ replaced: number; failedSlot: number | null }> | null = null;
+  const reload = (next?: ResolvedConfig): Promise<{ replaced: number; failedSlot: number | null }> => {
+    if (pool.isStopping) return Promise.resolve({ replaced: 0, failedSlot: null });
+    if (config.tls) {
+      // Certificate rotation: every current worker swaps its secure context in
+      // place (new handshakes get the new certificate, open connections are
+      // untouched); workers forked by the restart below read the files anyway.
+      log.info('tls reload');
+      for (let slot = 0; slot < pool.slotCount; slot++) {
+        const proc = pool.worker(slot);
+        if (proc) pool.send(proc, { type: 'reload-tls' }, undefined, () => {});
+      }
+    }
+    if (reloading !== null) return reloading;
+    let countChanged = false;
+    if (next !== undefined) {
+      const needRestart = restartOnlyChanges(config, next);
+      if (needRestart.length > 0) log.warn({ paths: needRestart }, 'config changes that need a master restart; not applied');
+      countChanged = next.workerCount !== workerConfig.workerCount;
+      workerConfig = next;
+      pool.setConfig(workerConfig);
+      log.level = workerConfig.log.level;
+      log.info({ config: workerConfig.configPath }, 'config reloaded');
+    }
+    log.info({ workers: pool.slotCount }, 'rolling restart');
+    reloading = pool
+      .rollingRestart()
+      .then(async (result) => {
+        log.info(result, 'rolling restart done');
+        // workers.count changed: follow it (scale changes are kept otherwise).
+        if (countChanged && result.failedSlot === null) await scale(workerConfig.workerCount);
+        return result;
+      })
+      .finally(() => (reloading = null));
+    return reloading;
+  };
+
+  let closing: Promise<void> | null = null;
+  const close = (reason: Record<string, unknown> = {}): Promise<void> => {
+    closing ??= (async () => {
+      log.info(reason, 'stopping: no new connections, draining workers');
+      // Not awaited: once a socket was sent to a worker, net.Server#close waits
+      // for the workers to report every such socket closed (internal/socket_list),
+      // which only happens after they drain below — and with no worker left in its
+      // list it never calls back at all. The listening handle closes at once.
+      void running.close();
+      // What the master still holds (peeking or unacknowledged) is handed off first.
+      while (running.heldConnections > 0) await new Promise((resolve) => setTimeout(resolve, 20));
+      await pool.stopAll();
+      log.info('stopped');
+      log.flush();
+    })();
+    return closing;
+  };
+
+  return {
+    address: () => address,
+    workers: () => pool.view(),
+    scale,
+    reload: (next) => {
+      try {
+        return reload(next === undefined ? undefined : resolved(next, null));
+      } catch (error) {
+        return Promise.reject(error as Error);
+      }
+    },
+    close: () => close(),
+    closeFor: (signal: NodeJS.Signals) => close({ signal }),
+    get config() {
+      return workerConfig;
+    },
+    log,
+    reloadResolved: reload,
+    targetCount: () => pool.targetCount,
+  };
+}
+
+function resolved(options: BalancerOptions, configPath: string | null): ResolvedConfig {
+  const result = validateConfig(options, {}, configPath);
+  if (!result.ok) throw new BalancerStartError('ERR_CONFIG', result.message);
+  return result.config;
+}
