@@ -37,7 +37,7 @@ const key = z.strictObject({
     .array(z.enum(KEY_SOURCES))
     .min(1)
     .refine((order) => new Set(order).size === order.length, 'expected each key source at most once')
-    .default(['cookie', 'proxy', 'forwarded', 'remote']),
+    .default(['proxy', 'forwarded', 'remote']),
   cookie: z.string().min(1).regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'expected a cookie name (RFC 6265 token)').default('sid'),
   forwardedTrustedHops: positiveInt.max(64).default(1),
   reuse: z.enum(['handback', 'forward', 'close', 'off']).optional(),
@@ -115,7 +115,7 @@ const tls = z.strictObject({
 export const configSchema = z.strictObject({
   listen: listen.default({ host: '0.0.0.0', port: 8080 }),
   workers: workers.default({ count: 2, app: './dist/workers/demo-app.js', drainTimeoutMs: 10_000, handoff: 'auto' }),
-  key: key.default({ order: ['cookie', 'proxy', 'forwarded', 'remote'], cookie: 'sid', forwardedTrustedHops: 1 }),
+  key: key.default({ order: ['proxy', 'forwarded', 'remote'], cookie: 'sid', forwardedTrustedHops: 1 }),
   proxyProtocol: proxyProtocol.default({ mode: 'optional', trustedFrom: ['127.0.0.0/8', '::1/128'] }),
   limits: limits.default({ peekBytes: 16384, peekTimeoutMs: 5000, headersTimeoutMs: 60_000, requestTimeoutMs: 300_000 }),
   admin: admin.default({ host: '127.0.0.1', port: 9090 }),

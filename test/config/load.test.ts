@@ -18,7 +18,7 @@ t.test('defaults: an empty object gives the documented defaults', async (t) => {
   t.match(result.config, {
     listen: { host: '0.0.0.0', port: 8080 },
     workers: { count: 2, app: './dist/workers/demo-app.js' },
-    key: { order: ['cookie', 'proxy', 'forwarded', 'remote'], cookie: 'sid', forwardedTrustedHops: 1 },
+    key: { order: ['proxy', 'forwarded', 'remote'], cookie: 'sid', forwardedTrustedHops: 1 },
     proxyProtocol: { mode: 'optional', trustedFrom: ['127.0.0.0/8', '::1/128'] },
     limits: { peekBytes: 16384, peekTimeoutMs: 5000 },
     admin: { host: '127.0.0.1', port: 9090 },

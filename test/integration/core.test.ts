@@ -7,7 +7,7 @@ import { DEMO_APP, MASTER, ROOT, connect, demoGet, readAll, startBalancer, write
 
 t.setTimeout(120_000);
 
-t.test('sticky by X-Forwarded-For and by cookie, across fresh connections', async (t) => {
+t.test('sticky by X-Forwarded-For across fresh connections (the default key order)', async (t) => {
   const balancer = await startBalancer();
   t.teardown(() => balancer.stop());
 
@@ -26,12 +26,21 @@ t.test('sticky by X-Forwarded-For and by cookie, across fresh connections', asyn
   t.ok([...workersByXff.values()].every((pids) => pids.size === 1), 'every X-Forwarded-For key always lands on one worker');
   t.equal(new Set([...workersByXff.values()].flatMap((pids) => [...pids])).size, 2, 'both workers are used');
 
+  // The default order leaves the cookie out: an app's session cookie, set after the first request, never moves its client.
+  const withCookie = await demoGet(balancer.port, { cookie: 'sid=set-by-the-app', 'x-forwarded-for': '198.51.100.1' });
+  t.equal(withCookie.keySource, 'forwarded', 'by default a cookie is not a key');
+  t.equal(withCookie.pid, [...(workersByXff.get('198.51.100.1') as Set<number>)][0], 'the client stays on the worker of its address');
+});
+
+t.test('key.order with "cookie" first: sticky by the cookie whatever the address', async (t) => {
+  const balancer = await startBalancer({ key: { order: ['cookie', 'proxy', 'forwarded', 'remote'] } });
+  t.teardown(() => balancer.stop());
   const workersByCookie = new Map<string, Set<number>>();
   for (let client = 0; client < 20; client++) {
     const sid = `session-${client}-${randomBytes(4).toString('hex')}`;
     const seen = new Set<number>();
     for (let i = 0; i < 10; i++) {
-      // A different X-Forwarded-For each time: the cookie must win (default order).
+      // A different X-Forwarded-For each time: the cookie must win.
       const answer = await demoGet(balancer.port, { cookie: `theme=dark; sid=${sid}; lang=en`, 'x-forwarded-for': `203.0.113.${i + 1}` });
       t.equal(answer.keySource, 'cookie');
       t.equal(answer.key, sid);

@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { deriveKey, type KeyContext, type KeyRules, type KeySource } from '../../src/key/derive.js';
 import { parseRequestHead, type RequestHead } from '../../src/protocol/http1.js';
 
+// Every source, the cookie first: an order a user may choose (the default leaves the cookie out).
 const DEFAULT_ORDER: readonly KeySource[] = ['cookie', 'proxy', 'forwarded', 'remote'];
 const rules = (over: Partial<KeyRules> = {}): KeyRules => ({ order: DEFAULT_ORDER, cookie: 'sid', forwardedTrustedHops: 1, ...over });
 
@@ -23,7 +24,7 @@ const ctx = (over: Partial<KeyContext> = {}): KeyContext => ({
 t.test('key rules', async (t) => {
   const table: Array<{ name: string; ctx: KeyContext; rules?: KeyRules; key: string; source: KeySource }> = [
     {
-      name: 'cookie wins over X-Forwarded-For in the default order',
+      name: 'cookie wins over X-Forwarded-For when listed first',
       ctx: ctx({ head: head('Cookie: a=1; sid=s1\r\nX-Forwarded-For: 1.1.1.1\r\n') }),
       key: 's1',
       source: 'cookie',
