@@ -9,6 +9,7 @@ import type { configSchema } from './config/schema.js';
 import { validateConfig, type ResolvedConfig } from './config/load.js';
 import { Balancer } from './master/balancer.js';
 import { handoffImpossible, publicPathsTaken } from './node/internals.js';
+import { loadFdPass } from './pool/fd-channel.js';
 import { WorkerPool, type SlotView } from './pool/pool.js';
 import { restartOnlyChanges } from './pool/reload.js';
 
@@ -81,6 +82,13 @@ export async function startResolved(config: ResolvedConfig): Promise<CliBalancer
   const log = pino({ level: config.log.level, base: { pid: process.pid } });
   // Once, here: the workers run on the same Node with the same environment and take the same paths.
   for (const path of publicPathsTaken()) log.warn({ node: process.version, ...path }, 'a Node internal is not used; taking the public path');
+  if (config.workers.handoff === 'auto' && loadFdPass() === null) {
+    // Said on every start: an install without a C++ toolchain works, but slower, and should not go unnoticed.
+    log.warn(
+      { handoff: 'ipc', addon: 'native/fdpass.c' },
+      "the fd-passing addon is not built (no C++ toolchain at install, or not Linux): connections go to workers over Node's IPC channel, one message and acknowledgement each instead of batches; run `npm rebuild sticky-session-ts` with g++, make and python3 installed",
+    );
+  }
   const impossible = handoffImpossible();
   if (impossible !== null) {
     log.fatal(impossible);

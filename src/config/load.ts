@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { dirname, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { z } from 'zod';
 import { CidrList } from '../ip/address.js';
@@ -108,7 +108,8 @@ export function resolveConfig(input: unknown, flags: CliFlags, configPath: strin
   const resolved: ResolvedConfig = {
     ...config,
     configPath,
-    appPath: resolve(base, config.workers.app),
+    // No app named: the package's own demo app, wherever the package is installed.
+    appPath: appGiven(input) ? resolve(base, config.workers.app) : DEMO_APP_PATH,
     workerCount: config.workers.count === 'auto' ? availableParallelism() : config.workers.count,
     tls: config.tls && {
       ...config.tls,
@@ -118,6 +119,15 @@ export function resolveConfig(input: unknown, flags: CliFlags, configPath: strin
     },
   };
   return { ok: true, config: deepFreeze(resolved) };
+}
+
+/** The package's root: two levels up from dist/src/config (or, run from the sources by a TypeScript loader, from src/config). */
+const PACKAGE_ROOT = resolve(__dirname, '..', '..');
+/** The built demo app (dist/workers/demo-app.js), the default `workers.app`. */
+export const DEMO_APP_PATH = basename(PACKAGE_ROOT) === 'dist' ? join(PACKAGE_ROOT, 'workers', 'demo-app.js') : join(PACKAGE_ROOT, 'dist', 'workers', 'demo-app.js');
+
+function appGiven(input: unknown): boolean {
+  return asObject(asObject(input).workers).app !== undefined;
 }
 
 function applyFlags(input: unknown, flags: CliFlags): unknown {

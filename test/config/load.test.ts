@@ -1,8 +1,11 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import t from 'tap';
 import { loadConfig, parseCli, resolveConfig } from '../../src/config/load.js';
+
+/** The repository root. */
+const ROOT_DIR = resolve(__dirname, '..', '..');
 
 function tempConfig(text: string): { dir: string; path: string } {
   const dir = mkdtempSync(join(tmpdir(), 'sticky-config-'));
@@ -26,7 +29,7 @@ t.test('defaults: an empty object gives the documented defaults', async (t) => {
     workerCount: 2,
     configPath: null,
   });
-  t.equal(result.config.appPath, join(process.cwd(), 'dist', 'workers', 'demo-app.js'));
+  t.equal(result.config.appPath, join(ROOT_DIR, 'dist', 'workers', 'demo-app.js'), "no workers.app: the package's own demo app");
   t.ok(Object.isFrozen(result.config) && Object.isFrozen(result.config.key.order), 'deeply frozen');
 });
 
