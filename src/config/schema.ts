@@ -113,6 +113,8 @@ const tls = z.strictObject({
 
 /** The whole config.json. */
 export const configSchema = z.strictObject({
+  /** Where an editor finds the JSON Schema of this file (config.schema.json); ignored here. */
+  $schema: z.string().optional(),
   listen: listen.default({ host: '0.0.0.0', port: 8080 }),
   workers: workers.default({ count: 2, app: './dist/workers/demo-app.js', drainTimeoutMs: 10_000, handoff: 'auto' }),
   key: key.default({ order: ['proxy', 'forwarded', 'remote'], cookie: 'sid', forwardedTrustedHops: 1 }),
@@ -132,3 +134,8 @@ export const configSchema = z.strictObject({
 export type ConfigInput = z.input<typeof configSchema>;
 /** config.json after validation and defaults. */
 export type Config = z.output<typeof configSchema>;
+
+/** The JSON Schema of config.json as written (for editors), generated from {@link configSchema}. */
+export function configJsonSchema(): Record<string, unknown> {
+  return { ...z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }), title: 'sticky-session-ts config.json' };
+}

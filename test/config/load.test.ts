@@ -1,8 +1,9 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import t from 'tap';
 import { loadConfig, parseCli, resolveConfig } from '../../src/config/load.js';
+import { configJsonSchema } from '../../src/config/schema.js';
 
 /** The repository root. */
 const ROOT_DIR = resolve(__dirname, '..', '..');
@@ -38,7 +39,7 @@ t.test('the repository config.json is valid and equals the defaults', async (t) 
   t.ok(result.ok, result.ok ? 'loads' : result.message);
   const defaults = resolveConfig({}, {}, null);
   if (result.ok && defaults.ok) {
-    const { configPath: _a, appPath: _b, ...fromFile } = result.config;
+    const { configPath: _a, appPath: _b, $schema: _s, ...fromFile } = result.config;
     const { configPath: _c, appPath: _d, ...builtIn } = defaults.config;
     t.same(fromFile, builtIn);
   }
@@ -109,4 +110,13 @@ t.test('files: relative app path, unreadable file, bad JSON, missing default fil
   const defaults = loadConfig([], empty);
   t.match(defaults, { ok: true, config: { configPath: null, workerCount: 2 } }, 'no ./config.json: built-in defaults');
   t.match(loadConfig(['--port', 'x'], empty), { ok: false, message: /^--port/ });
+});
+
+t.test('config.schema.json is the zod schema as JSON Schema (npm run schema writes it), and a config may name it', async (t) => {
+  const shipped = JSON.parse(readFileSync(join(ROOT_DIR, 'config.schema.json'), 'utf8')) as unknown;
+  t.same(shipped, JSON.parse(JSON.stringify(configJsonSchema())), 'in sync with src/config/schema.ts');
+  const withSchema = resolveConfig({ $schema: './config.schema.json', listen: { port: 0 } }, {}, null);
+  t.ok(withSchema.ok, '"$schema" is accepted');
+  const repository = loadConfig(['--config', join(ROOT_DIR, 'config.json')]);
+  t.ok(repository.ok, "the repository's config.json (which names it) loads");
 });

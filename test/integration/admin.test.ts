@@ -27,7 +27,7 @@ t.test('GET /healthz and GET /workers', async (t) => {
 });
 
 t.test('GET /metrics is valid Prometheus text with the master’s counters and the workers’ aggregated', async (t) => {
-  const balancer = await startBalancer({ workers: { count: 2, app: DEMO_APP }, limits: { peekTimeoutMs: 300 } });
+  const balancer = await startBalancer({ workers: { count: 2, app: DEMO_APP }, key: { order: ['cookie', 'proxy', 'forwarded', 'remote'] }, limits: { peekTimeoutMs: 300 } });
   t.teardown(() => balancer.stop());
   const admin = balancer.adminPort as number;
 
