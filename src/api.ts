@@ -102,6 +102,7 @@ export async function startResolved(config: ResolvedConfig): Promise<CliBalancer
     onExit: (proc) => balancer?.onExit(proc),
     onHandback: (proc, message, socket) => balancer?.onHandback(proc, message, socket),
     onHandbackHandle: (proc, entry, handle) => balancer?.onHandbackHandle(proc, entry, handle),
+    onClientsClosed: (proc, clients) => balancer?.onClientsClosed(proc, clients),
   });
   balancer = new Balancer(config, pool, log, metrics);
   const running = balancer;

@@ -23,6 +23,8 @@ export interface ConnectionInfo {
    */
   readonly peer?: string;
   readonly peerTrusted?: boolean;
+  /** The client address limits.perClient.maxConnections counts this connection under (set only then). */
+  readonly limitClient?: string;
 }
 
 /**

@@ -33,6 +33,8 @@ export const ERROR_CODES = {
   ERR_MAX_CONNECTIONS: 'limits.maxConnections reached',
   ERR_ACCEPT: 'accept(2) failed on the listener (e.g. out of descriptors)',
   ERR_NO_WORKER: 'no worker is ready to take the connection',
+  ERR_CLIENT_CONNECTIONS: 'the client has limits.perClient.maxConnections open already',
+  ERR_CLIENT_RATE: 'the client is over limits.perClient.connectionsPerSecond (or requestsPerSecond)',
 } as const;
 
 /** A stable error code from the catalogue. */

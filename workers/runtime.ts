@@ -11,6 +11,7 @@ import { startTimeoutChecker } from '../src/node/http-server.js';
 import { RESPONSE_RELAY } from '../src/node/outgoing.js';
 import { loadApp } from './load-app.js';
 import { edgeHooks } from './inspect.js';
+import { requestLimitHook } from './request-limits.js';
 import { installRequestHooks, installUpgradeHooks, type RequestHook, type UpgradeHook } from './request-hooks.js';
 import { connectionsReceived, openConnections, requestsServed, workerRegistry } from './worker-metrics.js';
 import { createTlsFront, type TlsFront } from './tls.js';
@@ -51,12 +52,17 @@ function send(message: WorkerMessage): void {
   if (process.connected) process.send?.(message);
 }
 
+/** limits.perClient.maxConnections: the client of each counted connection closed since the last report. */
+let closedClients: string[] = [];
+
 /** Reports the open-connection count to the master, at most every 50 ms. */
 function reportActive(): void {
   if (activeReport !== null) return;
   activeReport = setTimeout(() => {
     activeReport = null;
-    send({ type: 'active', count: active, received });
+    const closed = closedClients;
+    closedClients = [];
+    send(closed.length === 0 ? { type: 'active', count: active, received } : { type: 'active', count: active, received, closedClients: closed });
     openConnections.set(active);
   }, 50);
 }
@@ -89,6 +95,9 @@ export type ConnectionHook = (socket: net.Socket, bytes: Buffer, info: Connectio
 const requestHooks: RequestHook[] = [];
 // config.accessLog and config.inspect; absent sections add no hook.
 requestHooks.push(...edgeHooks(config, log));
+// limits.perClient.requestsPerSecond, after the access log and inspection: a limited request is logged, an inspected-away one is not counted.
+const limitHook = requestLimitHook(config, log);
+if (limitHook !== null) requestHooks.push(limitHook);
 /** Connection hooks, in order. */
 const connectionHooks: ConnectionHook[] = [];
 // config.stickyCookie and key.reuse. Under TLS the runtime cannot
@@ -144,8 +153,14 @@ if (linkPool !== null) {
 function onConnection(bytes: Buffer, info: ConnectionInfo, handle: net.Socket | object | undefined): void {
   received++;
   connectionsReceived.inc();
-  // The client can be gone while the handle was in flight: nothing to serve.
-  if (!handle) return;
+  // The client can be gone while the handle was in flight: nothing to serve (but its count is released).
+  if (!handle) {
+    if (info.limitClient !== undefined) {
+      closedClients.push(info.limitClient);
+      reportActive();
+    }
+    return;
+  }
   // The master sends raw TCP handles (as Node's cluster does), or a net.Socket
   // for a connection a worker handed back; wrap a raw one as net.Server would.
   // It starts reading at once; what it reads waits in the stream behind the
@@ -161,6 +176,7 @@ function onConnection(bytes: Buffer, info: ConnectionInfo, handle: net.Socket | 
   reportActive();
   socket.once('close', () => {
     active--;
+    if (info.limitClient !== undefined) closedClients.push(info.limitClient);
     reportActive();
     exitWhenIdle();
   });

@@ -173,7 +173,10 @@ function nodeLauncher(name: string, setup: string, script: string): Contender {
  * master for them instead; "off" keys the connection by its first request
  * only, and after the hand-off the master is out of the data path.
  */
-function oursContender(name: string, reuse: 'off' | 'handback' | null, handoff: 'auto' | 'ipc' = 'auto'): Contender {
+/** limits.perClient for ours-limits: every limit on, set high enough that no benchmark client is refused (what the check itself costs). */
+const BENCH_PER_CLIENT = { maxConnections: 10_000, connectionsPerSecond: 1_000_000, requestsPerSecond: 1_000_000 };
+
+function oursContender(name: string, reuse: 'off' | 'handback' | null, handoff: 'auto' | 'ipc' = 'auto', perClient: Record<string, unknown> | null = null): Contender {
   return {
     name,
     setup:
@@ -183,7 +186,8 @@ function oursContender(name: string, reuse: 'off' | 'handback' | null, handoff: 
         : reuse === 'handback'
           ? 'key.reuse "handback" (every request sticky, the connection moved through the master)'
           : `key.reuse "${reuse}" (the connection's first request decides)`) +
-      (handoff === 'ipc' ? ', workers.handoff "ipc" (Node\'s IPC channel, one handle per message)' : ''),
+      (handoff === 'ipc' ? ', workers.handoff "ipc" (Node\'s IPC channel, one handle per message)' : '') +
+      (perClient === null ? '' : `, limits.perClient ${JSON.stringify(perClient)} (checked on every connection and request, none refused)`),
     unavailable: null,
     async start(workdir) {
       const port = await freePort();
@@ -196,6 +200,7 @@ function oursContender(name: string, reuse: 'off' | 'handback' | null, handoff: 
           workers: { count: 2, app: join(APPS, 'app.js'), handoff },
           key: { order: ['forwarded', 'remote'], forwardedTrustedHops: 1, ...(reuse === null ? {} : { reuse }) },
           proxyProtocol: { mode: 'off', trustedFrom: ['127.0.0.0/8', '::1/128'] },
+          ...(perClient === null ? {} : { limits: { perClient } }),
           admin: { host: '127.0.0.1', port: adminPort },
           log: { level: 'info' },
         }),
@@ -334,6 +339,7 @@ export const CONTENDERS: readonly Contender[] = [
   oursContender('ours-handback', 'handback'),
   oursContender('ours-reuse-off', 'off'),
   oursContender('ours-ipc', null, 'ipc'),
+  oursContender('ours-limits', null, 'auto', BENCH_PER_CLIENT),
   nodeLauncher('cluster-rr', 'node:cluster, SCHED_RR, 2 workers', 'cluster-rr.js'),
   nodeLauncher('sticky-session', 'sticky-session 1.1.2, 2 workers (hashes the TCP peer)', 'sticky-session.js'),
   nodeLauncher('socketio-sticky', '@socket.io/sticky 2.0.1, least-connection (its default), 2 workers', 'socketio-sticky.js'),

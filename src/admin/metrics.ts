@@ -43,6 +43,12 @@ export class MasterMetrics {
     registers: [this.registry],
   });
 
+  readonly clientTableEntries = new Gauge({
+    name: 'sticky_client_table_entries',
+    help: 'Client addresses limits.perClient tracks in the master (at most limits.perClient.tableSize)',
+    registers: [this.registry],
+  });
+
   readonly peeking = new Gauge({
     name: 'sticky_peeking_connections',
     help: 'Connections the master is still reading the first bytes of',

@@ -104,6 +104,11 @@ export function resolveConfig(input: unknown, flags: CliFlags, configPath: strin
   } catch (error) {
     return { ok: false, message: `proxyProtocol.trustedFrom: ${(error as Error).message}` };
   }
+  try {
+    CidrList.parse(config.limits.perClient?.exempt ?? []);
+  } catch (error) {
+    return { ok: false, message: `limits.perClient.exempt: ${(error as Error).message}` };
+  }
   const base = configPath ? dirname(configPath) : process.cwd();
   const resolved: ResolvedConfig = {
     ...config,

@@ -48,6 +48,24 @@ const proxyProtocol = z.strictObject({
   trustedFrom: z.array(z.string().min(1)).default(['127.0.0.0/8', '::1/128']),
 });
 
+/** Per-client limits at the edge, counted on the real client address (PROXY source, trusted X-Forwarded-For entry, or peer). */
+const perClient = z.strictObject({
+  /** Open connections per client address at most (counted in the master, released when the worker closes them). */
+  maxConnections: positiveInt.optional(),
+  /** New connections per second per client address (token bucket), with `connectionBurst` at once. */
+  connectionsPerSecond: z.number().positive().max(1_000_000).optional(),
+  connectionBurst: positiveInt.optional(),
+  /** HTTP requests per second per client address, checked by the worker serving them, with `requestBurst` at once. */
+  requestsPerSecond: z.number().positive().max(1_000_000).optional(),
+  requestBurst: positiveInt.optional(),
+  /** A refused connection whose first request head was read gets an HTTP 429 with Retry-After instead of a bare close. */
+  respond429: z.boolean().default(false),
+  /** Client addresses never limited (health checkers, your office): CIDRs. */
+  exempt: z.array(z.string()).default([]),
+  /** Most client addresses tracked per process; the least recently seen is forgotten first. */
+  tableSize: z.number().int().min(16).max(10_000_000).default(100_000),
+});
+
 const limits = z.strictObject({
   /** Most bytes the master reads before it must decide (the head of the first request). */
   peekBytes: z.number().int().min(256).max(1 << 20).default(16384),
@@ -58,6 +76,7 @@ const limits = z.strictObject({
   /** Worker side: http.Server headersTimeout / requestTimeout for handed-off connections. */
   headersTimeoutMs: positiveInt.default(60_000),
   requestTimeoutMs: z.number().int().min(0).default(300_000),
+  perClient: perClient.optional(),
 });
 
 const admin = z.union([

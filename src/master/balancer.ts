@@ -19,6 +19,8 @@ import { hashKey } from '../ring/farmhash.js';
 import { readStickyCookie, type StickyVerdict } from '../key/sticky-cookie.js';
 import { reuseMode } from '../key/reuse.js';
 import { LogLimiter } from './log-limiter.js';
+import { ClientLimits } from './client-limits.js';
+import { tooManyRequestsBytes } from '../limits/too-many.js';
 import { rawConn, socketConn, type ClientConn } from './client-conn.js';
 import { takeOverAccept } from '../node/accept.js';
 import { stopSocketReads } from '../node/socket.js';
@@ -61,6 +63,8 @@ interface PendingHandoff {
   readonly pinned?: number;
   /** The slot that handed this connection back (key.reuse "handback"). */
   readonly handedBackBy?: number;
+  /** The client address its open-connection count is kept under (limits.perClient.maxConnections). */
+  readonly limitClient?: string;
 }
 
 /** Where the master is with one connection it is still reading. */
@@ -95,6 +99,8 @@ export class Balancer {
   private poolViewSignature = '';
   private poolViewTimer: NodeJS.Timeout | null = null;
   private readonly logLimiter = new LogLimiter();
+  /** limits.perClient, or null: no section, no cost. */
+  private readonly clientLimits: ClientLimits | null;
   /** Connections the master holds: peeking or in flight to a worker. */
   private held = 0;
   private nextId = 1;
@@ -112,6 +118,7 @@ export class Balancer {
     private readonly metrics: MasterMetrics,
   ) {
     this.trusted = CidrList.parse(config.proxyProtocol.trustedFrom);
+    this.clientLimits = config.limits.perClient ? new ClientLimits(config.limits.perClient) : null;
     this.rules = config.key;
     this.proxyOptions = { maxBytes: config.limits.peekBytes };
     this.headMatters = config.key.order.some((source) => source === 'cookie' || source === 'forwarded') || config.stickyCookie !== undefined;
@@ -279,6 +286,49 @@ export class Balancer {
     this.refuse(peek.conn, peek.peer, code);
   }
 
+  /**
+   * limits.perClient for a connection about to be handed off: null when it may
+   * go (with the client its open count is kept under, if counted), or true when
+   * it was refused here.
+   */
+  private checkClientLimits(peek: Peek, head: RequestHead | null, proxySource: string | null): { limitClient: string | undefined } | true {
+    const limits = this.clientLimits as ClientLimits;
+    const client = realClientAddress(
+      { proxySource, forwardedFor: head?.forwardedFor ?? [], forwarded: head?.forwarded ?? [], peer: peek.peer, peerTrusted: peek.peerTrusted },
+      this.rules.forwardedTrustedHops,
+    );
+    if (limits.isExempt(client)) return { limitClient: undefined };
+    const now = Date.now();
+    const verdict = limits.admit(client, now);
+    this.metrics.clientTableEntries.set(limits.size);
+    if (verdict === null) return { limitClient: limits.countsOpen ? client : undefined };
+    if (head !== null && limits.config.respond429) {
+      this.metrics.refused.inc({ reason: verdict });
+      const suppressed = this.logLimiter.admit(verdict);
+      if (suppressed >= 0) this.log.warn({ client, reason: verdict, status: 429, suppressed }, 'connection refused');
+      this.answerAndClose(peek, tooManyRequestsBytes(limits.retryAfterSeconds(client, now)));
+    } else {
+      this.refuse(peek.conn, client, verdict);
+    }
+    return true;
+  }
+
+  /** Writes a short answer on a connection the master read from (writing is fine on it), then a bounded lingering close. */
+  private answerAndClose(peek: Peek, bytes: Buffer): void {
+    const socket = peek.conn.toSocket();
+    socket.on('error', ignoreError);
+    socket.on('data', dropBytes);
+    peek.buffered = null;
+    const linger = setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS);
+    socket.once('close', () => clearTimeout(linger));
+    socket.end(bytes);
+  }
+
+  /** A worker reports connections closed that counted against their clients. */
+  onClientsClosed(proc: WorkerProc, clients: readonly string[]): void {
+    this.clientLimits?.closedBy(proc, clients);
+  }
+
   /** Closes a connection without writing a byte; logged (rate-limited) and counted. */
   private refuse(conn: ClientConn, peer: string, code: ErrorCode): void {
     this.metrics.refused.inc({ reason: code });
@@ -301,6 +351,12 @@ export class Balancer {
     // Same synchronous callback as the decision: stop reading before anything else.
     peek.conn.stopReading();
     const proxySource = peek.proxy?.command === 'PROXY' ? (peek.proxy.source?.address ?? null) : null;
+    let limitClient: string | undefined;
+    if (this.clientLimits !== null) {
+      const checked = this.checkClientLimits(peek, head, proxySource);
+      if (checked === true) return;
+      limitClient = checked.limitClient;
+    }
     let clientKey;
     try {
       clientKey = deriveKey({ head, proxySource, peerAddress: peek.peer, peerTrusted: peek.peerTrusted }, this.rules);
@@ -319,12 +375,13 @@ export class Balancer {
       proxy: peek.proxy && { source: canonicalEndpoint(peek.proxy.source), destination: canonicalEndpoint(peek.proxy.destination), tlvs: peek.proxy.tlvs },
       peer: peek.peer,
       peerTrusted: peek.peerTrusted,
+      ...(limitClient === undefined ? {} : { limitClient }),
     };
     const bytes = peek.buffered === null ? EMPTY : peek.offset === 0 ? peek.buffered : peek.buffered.subarray(peek.offset);
     peek.buffered = null;
     this.held++;
     this.route(
-      { conn: peek.conn, bytes, info, keyHash, acceptedAt: peek.acceptedAt, peer: proxySource ?? peek.peer, proc: null as never, tried: [], ...(pinned === -1 ? {} : { pinned }) },
+      { conn: peek.conn, bytes, info, keyHash, acceptedAt: peek.acceptedAt, peer: proxySource ?? peek.peer, proc: null as never, tried: [], ...(pinned === -1 ? {} : { pinned }), ...(limitClient === undefined ? {} : { limitClient }) },
       null,
       Date.now(),
     );
@@ -335,10 +392,6 @@ export class Balancer {
    * Logged (rate-limited per rule) with the real client address, counted exactly.
    */
   private refuseRequest(peek: Peek, head: RequestHead, refusal: Refusal): void {
-    const socket = peek.conn.toSocket();
-    socket.on('error', ignoreError);
-    socket.on('data', dropBytes);
-    peek.buffered = null;
     this.metrics.rejectedRequests.inc({ rule: refusal.rule, where: 'master' });
     const suppressed = this.logLimiter.admit(`request:${refusal.rule}`);
     if (suppressed >= 0) {
@@ -352,16 +405,14 @@ export class Balancer {
         'request refused',
       );
     }
-    // Writing is fine on a socket the peek has read from; then a bounded lingering close.
-    const linger = setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS);
-    socket.once('close', () => clearTimeout(linger));
-    socket.end(refusalBytes(refusal, head.method === 'HEAD'));
+    this.answerAndClose(peek, refusalBytes(refusal, head.method === 'HEAD'));
   }
 
   /** Sends a held connection to the best eligible worker; waits briefly if none is ready. */
   private route(handoff: PendingHandoff, fallbackReason: string | null, firstTry: number): void {
     if (handoff.conn.closed) {
       this.held--;
+      if (handoff.limitClient !== undefined) this.clientLimits?.release(handoff.limitClient);
       return;
     }
     // The key's first choice among ready slots it was not already sent to (its
@@ -377,6 +428,7 @@ export class Balancer {
     if (slot === -1) {
       if (Date.now() - firstTry >= this.config.limits.peekTimeoutMs) {
         this.held--;
+        if (handoff.limitClient !== undefined) this.clientLimits?.release(handoff.limitClient);
         this.refuse(handoff.conn, handoff.peer, 'ERR_NO_WORKER');
         return;
       }
@@ -413,6 +465,7 @@ export class Balancer {
     this.held--;
     // Closing our duplicate of the descriptor; the worker holds its own.
     pending.conn.close();
+    if (pending.limitClient !== undefined) this.clientLimits?.heldBy(proc, pending.limitClient);
     this.metrics.handoffs.inc({ worker: String(proc.slot), key_source: pending.info.keySource });
     if (pending.handedBackBy !== undefined && pending.handedBackBy !== proc.slot) this.metrics.reroutedRequests.inc();
     this.metrics.handoffSeconds.observe(Number(process.hrtime.bigint() - pending.acceptedAt) / 1e9);
@@ -421,6 +474,7 @@ export class Balancer {
   /** A worker is gone: whatever it had not acknowledged goes to the next choice. */
   onExit(proc: WorkerProc): void {
     for (const [id, pending] of this.pending) if (pending.proc === proc) this.reroute(id, 'worker-exit');
+    this.clientLimits?.workerGone(proc);
   }
 
   /**
@@ -450,6 +504,9 @@ export class Balancer {
     this.metrics.handbacks.inc();
     const info: ConnectionInfo = { ...wireInfo, key: next.key, keySource: next.keySource, worker: -1 };
     const pinned = next.stickySlot;
+    // Still one connection of its client: counted again for the worker that takes it (the one handing it back releases its count).
+    const limitClient = this.clientLimits?.countsOpen === true ? wireInfo.limitClient : undefined;
+    if (limitClient !== undefined) this.clientLimits?.reacquire(limitClient, Date.now());
     this.held++;
     this.route(
       {
@@ -463,6 +520,7 @@ export class Balancer {
         tried: [],
         handedBackBy: proc.slot,
         ...(typeof pinned === 'number' ? { pinned } : {}),
+        ...(limitClient === undefined ? {} : { limitClient }),
       },
       null,
       Date.now(),

@@ -34,8 +34,9 @@ export type WorkerMessage =
    * The worker's count of open client connections changed. `received` is every
    * connection it has been handed so far: the master subtracts it from what it
    * sent to know the hand-offs this count does not include yet (bounded load).
+   * `closedClients`: the limitClient of each counted connection closed since the last report.
    */
-  | { readonly type: 'active'; readonly count: number; readonly received?: number }
+  | { readonly type: 'active'; readonly count: number; readonly received?: number; readonly closedClients?: readonly string[] }
   /** Answer to the master's `metrics` request: `registry.getMetricsAsJSON()`, for AggregatorRegistry.aggregate. */
   | { readonly type: 'metrics'; readonly id: number; readonly metrics: readonly unknown[] }
   /** A connection handed back for re-routing (key.reuse "handback"): the handle rides along. */

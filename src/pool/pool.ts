@@ -74,6 +74,8 @@ export interface PoolHooks {
   onHandback(proc: WorkerProc, message: Extract<WorkerMessage, { type: 'handback' }>, socket: Socket | undefined): void;
   /** A worker handed a connection back on its fd channel: `handle` is a raw TCP handle, the master's now. */
   onHandbackHandle(proc: WorkerProc, entry: BatchEntry & { readonly handback: HandbackKey }, handle: object): void;
+  /** A worker closed connections counted against these clients (limits.perClient.maxConnections). */
+  onClientsClosed?(proc: WorkerProc, clients: readonly string[]): void;
 }
 
 /** How long `GET /metrics` waits for the workers' registries. */
@@ -495,6 +497,7 @@ export class WorkerPool {
         proc.active = message.count;
         if (message.received !== undefined) proc.received = message.received;
         if (this.current[proc.slot] === proc) this.metrics.active.set({ worker: String(proc.slot) }, message.count);
+        if (Array.isArray(message.closedClients) && message.closedClients.length > 0) this.hooks.onClientsClosed?.(proc, message.closedClients.filter((client): client is string => typeof client === 'string'));
         return;
       case 'handback':
         this.hooks.onHandback(proc, message, handle);
