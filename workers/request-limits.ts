@@ -27,12 +27,13 @@ export function requestLimitHook(config: ResolvedConfig, log: Logger): RequestHo
   if (perClient?.requestsPerSecond === undefined) return null;
   const table = new ClientTable({ ratePerSecond: perClient.requestsPerSecond, burst: perClient.requestBurst, maxEntries: perClient.tableSize });
   const exempt = CidrList.parse(perClient.exempt);
+  const hasExempt = perClient.exempt.length > 0;
   const trusted = CidrList.parse(config.proxyProtocol.trustedFrom);
   const hops = config.key.forwardedTrustedHops;
   const logLimiter = new LogLimiter();
   return (req, res) => {
     const client = requestClient(req, trusted, hops);
-    if (exempt.contains(client)) return false;
+    if (hasExempt && exempt.contains(client)) return false;
     const now = Date.now();
     if (table.admit(client, now) === null) return false;
     limitedRequests.inc();

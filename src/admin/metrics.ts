@@ -43,10 +43,14 @@ export class MasterMetrics {
     registers: [this.registry],
   });
 
-  readonly clientTableEntries = new Gauge({
+  /** Where the client-table gauge reads its value when scraped (the balancer sets it with limits.perClient). */
+  clientTableSize: () => number = () => 0;
+
+  readonly clientTableEntries: Gauge = new Gauge({
     name: 'sticky_client_table_entries',
     help: 'Client addresses limits.perClient tracks in the master (at most limits.perClient.tableSize)',
     registers: [this.registry],
+    collect: (): void => this.clientTableEntries.set(this.clientTableSize()),
   });
 
   readonly peeking = new Gauge({

@@ -119,6 +119,8 @@ export class Balancer {
   ) {
     this.trusted = CidrList.parse(config.proxyProtocol.trustedFrom);
     this.clientLimits = config.limits.perClient ? new ClientLimits(config.limits.perClient) : null;
+    const clientLimits = this.clientLimits;
+    if (clientLimits !== null) metrics.clientTableSize = () => clientLimits.size;
     this.rules = config.key;
     this.proxyOptions = { maxBytes: config.limits.peekBytes };
     this.headMatters = config.key.order.some((source) => source === 'cookie' || source === 'forwarded') || config.stickyCookie !== undefined;
@@ -291,16 +293,21 @@ export class Balancer {
    * go (with the client its open count is kept under, if counted), or true when
    * it was refused here.
    */
-  private checkClientLimits(peek: Peek, head: RequestHead | null, proxySource: string | null): { limitClient: string | undefined } | true {
+  private checkClientLimits(peek: Peek, head: RequestHead | null, proxySource: string | null, clientKey: { key: string; source: string }): { limitClient: string | undefined } | true {
     const limits = this.clientLimits as ClientLimits;
-    const client = realClientAddress(
-      { proxySource, forwardedFor: head?.forwardedFor ?? [], forwarded: head?.forwarded ?? [], peer: peek.peer, peerTrusted: peek.peerTrusted },
-      this.rules.forwardedTrustedHops,
-    );
+    // Where the key is the address realClientAddress would find (same rules, same precedence), use it: no second parse.
+    const keyIsClient =
+      clientKey.source === 'proxy' ||
+      (proxySource === null && (clientKey.source === 'forwarded' || (clientKey.source === 'remote' && (!peek.peerTrusted || head === null || (head.forwardedFor.length === 0 && head.forwarded.length === 0)))));
+    const client = keyIsClient
+      ? clientKey.key
+      : realClientAddress(
+          { proxySource, forwardedFor: head?.forwardedFor ?? [], forwarded: head?.forwarded ?? [], peer: peek.peer, peerTrusted: peek.peerTrusted },
+          this.rules.forwardedTrustedHops,
+        );
     if (limits.isExempt(client)) return { limitClient: undefined };
     const now = Date.now();
     const verdict = limits.admit(client, now);
-    this.metrics.clientTableEntries.set(limits.size);
     if (verdict === null) return { limitClient: limits.countsOpen ? client : undefined };
     if (head !== null && limits.config.respond429) {
       this.metrics.refused.inc({ reason: verdict });
@@ -351,12 +358,6 @@ export class Balancer {
     // Same synchronous callback as the decision: stop reading before anything else.
     peek.conn.stopReading();
     const proxySource = peek.proxy?.command === 'PROXY' ? (peek.proxy.source?.address ?? null) : null;
-    let limitClient: string | undefined;
-    if (this.clientLimits !== null) {
-      const checked = this.checkClientLimits(peek, head, proxySource);
-      if (checked === true) return;
-      limitClient = checked.limitClient;
-    }
     let clientKey;
     try {
       clientKey = deriveKey({ head, proxySource, peerAddress: peek.peer, peerTrusted: peek.peerTrusted }, this.rules);
@@ -364,6 +365,12 @@ export class Balancer {
       // deriveKey is total; this is a last line of defence for the master's event loop.
       this.log.error({ client: peek.peer, err: (error as Error).message }, 'key derivation failed');
       clientKey = { key: peek.peer, source: 'remote' as const };
+    }
+    let limitClient: string | undefined;
+    if (this.clientLimits !== null) {
+      const checked = this.checkClientLimits(peek, head, proxySource, clientKey);
+      if (checked === true) return;
+      limitClient = checked.limitClient;
     }
     const keyHash = hashKey(clientKey.key);
     // A valid sticky cookie naming a ready slot wins over the key.

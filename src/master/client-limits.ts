@@ -14,6 +14,7 @@ type PerClient = NonNullable<Config['limits']['perClient']>;
 export class ClientLimits {
   private readonly table: ClientTable;
   private readonly exempt: CidrList;
+  private readonly hasExempt: boolean;
   /** Connections counted against a client, by the worker that holds them. */
   private readonly held = new Map<object, Map<string, number>>();
 
@@ -25,6 +26,7 @@ export class ClientLimits {
       maxEntries: config.tableSize,
     });
     this.exempt = CidrList.parse(config.exempt);
+    this.hasExempt = config.exempt.length > 0;
   }
 
   /** Clients remembered now, and forgotten so far to stay within tableSize. */
@@ -38,7 +40,7 @@ export class ClientLimits {
 
   /** True when `client` is never limited. */
   isExempt(client: string): boolean {
-    return this.exempt.contains(client);
+    return this.hasExempt && this.exempt.contains(client);
   }
 
   /** A new connection of `client`: null when admitted (and counted until released), else why not. */

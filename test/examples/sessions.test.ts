@@ -1,6 +1,6 @@
 import http from 'node:http';
 import t, { type Test } from 'tap';
-import { clientAddress, requestFrom, startExample, startHaproxy } from '../helpers/examples.js';
+import { clientAddress, requestFrom, startExample, startHaproxyV2 } from '../helpers/examples.js';
 import { nginxMissing, startNginx } from '../helpers/nginx.js';
 
 t.setTimeout(240_000);
@@ -56,7 +56,7 @@ for (const [example, clients] of [
 
   t.test(`${example} with the default config: ${clients} clients through HAProxy (send-proxy-v2)`, async (t: Test) => {
     const app = await startExample(t, example);
-    const haproxy = await startHaproxy(t, app.port);
+    const haproxy = await startHaproxyV2(t, app.port);
     if (haproxy === null) return t.skip('haproxy is not installed (.ci/run installs it)');
     const run = await sessionRun(haproxy.port, clients, 20);
     t.equal(run.requests, clients * 21, `${run.requests} requests`);

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import t from 'tap';
 import { io, type Socket } from 'socket.io-client';
-import { clientAddress, startExample, startHaproxy } from '../helpers/examples.js';
+import { clientAddress, startExample, startHaproxyV2 } from '../helpers/examples.js';
 import { nginxMissing, startNginx } from '../helpers/nginx.js';
 
 t.setTimeout(240_000);
@@ -69,7 +69,7 @@ t.test('socket.io example, 50 long-polling clients through nginx (keep-alive ups
 
 t.test('socket.io example, 50 clients through HAProxy (send-proxy-v2): long-polling, then the upgrade, on one worker', async (t) => {
   const app = await startExample(t, 'socketio');
-  const haproxy = await startHaproxy(t, app.port);
+  const haproxy = await startHaproxyV2(t, app.port);
   if (haproxy === null) return t.skip('haproxy is not installed (.ci/run installs it)');
   const outcomes = await run(`http://127.0.0.1:${haproxy.port}`, 50, ['polling', 'websocket']);
   t.same(outcomes.flatMap((outcome) => outcome.errors), [], 'no connect error, no lost session');

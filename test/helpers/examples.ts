@@ -1,12 +1,12 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Test } from 'tap';
 import { freePort } from '../../bench/lib/nginx.js';
-import { ROOT, connectFrom, pollUntil, which } from './balancer.js';
+import { ROOT, pollUntil, which } from './balancer.js';
+import { startHaproxy } from './haproxy.js';
 
 /** The examples folder. */
 export const EXAMPLES = join(ROOT, 'examples');
@@ -59,50 +59,10 @@ export async function startExample(t: Test, example: string): Promise<RunningExa
   return { port, logs, stop };
 }
 
-/** HAProxy in HTTP mode in front of `upstream`, sending PROXY v2 on every backend connection. */
-export async function startHaproxy(t: Test, upstream: number): Promise<{ port: number } | null> {
+/** HAProxy in HTTP mode in front of `upstream`, sending PROXY v2 on every backend connection; null when not installed. */
+export async function startHaproxyV2(t: Test, upstream: number): Promise<{ port: number } | null> {
   if (which('haproxy') === null) return null;
-  const port = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), 'sticky-haproxy-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const config = join(dir, 'haproxy.cfg');
-  writeFileSync(
-    config,
-    [
-      'global',
-      '  maxconn 2000',
-      'defaults',
-      '  mode http',
-      '  option http-keep-alive',
-      '  timeout connect 5s',
-      '  timeout client 30s',
-      '  timeout server 30s',
-      'frontend fe',
-      `  bind 127.0.0.1:${port}`,
-      '  default_backend be',
-      'backend be',
-      `  server s1 127.0.0.1:${upstream} send-proxy-v2`,
-      '',
-    ].join('\n'),
-  );
-  const haproxy = spawn('haproxy', ['-f', config, '-db'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  haproxy.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise((resolve) => haproxy.on('exit', resolve));
-  t.teardown(async () => {
-    haproxy.kill('SIGKILL');
-    await exited;
-  });
-  await pollUntil(async () => {
-    if (haproxy.exitCode !== null) throw new Error(`haproxy exited: ${stderr}`);
-    try {
-      (await connectFrom(port, '127.0.0.1')).destroy();
-      return true;
-    } catch {
-      return undefined;
-    }
-  });
-  return { port };
+  return { port: await startHaproxy(t, 'http', [`server s1 127.0.0.1:${upstream} send-proxy-v2`]) };
 }
 
 /** An HTTP answer: status, JSON body, and the cookie it set. */

@@ -1,15 +1,13 @@
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import t from 'tap';
+import { startHaproxy } from '../helpers/haproxy.js';
 import { encodeProxyV1, encodeProxyV2 } from '../../src/protocol/proxy.js';
 import {
   ROOT,
   admin,
   connectFrom,
   exchange,
-  freePort,
   pollUntil,
   processStats,
   readAll,
@@ -182,46 +180,7 @@ t.test('interop: HAProxy 2.6 in front with send-proxy and send-proxy-v2', { skip
   const balancer = await startBalancer({ workers: { count: 2, app: INFO_APP } });
   t.teardown(() => balancer.stop());
   for (const server of ['send-proxy', 'send-proxy-v2 proxy-v2-options unique-id,authority']) {
-    const port = await freePort();
-    const dir = mkdtempSync(join(tmpdir(), 'sticky-haproxy-'));
-    const config = join(dir, 'haproxy.cfg');
-    writeFileSync(
-      config,
-      [
-        'global',
-        '  maxconn 200',
-        'defaults',
-        '  mode tcp',
-        '  timeout connect 5s',
-        '  timeout client 30s',
-        '  timeout server 30s',
-        'frontend fe',
-        `  bind 127.0.0.1:${port}`,
-        '  unique-id-format %{+X}o%ci:%cp',
-        '  default_backend be',
-        'backend be',
-        `  server s1 127.0.0.1:${balancer.port} ${server}`,
-        '',
-      ].join('\n'),
-    );
-    const haproxy = spawn('haproxy', ['-f', config, '-db'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    haproxy.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const exited = new Promise((resolve) => haproxy.on('exit', resolve));
-    t.teardown(async () => {
-      haproxy.kill('SIGKILL');
-      await exited;
-    });
-    // Ready when it accepts a connection (polling, not sleeping).
-    await pollUntil(async () => {
-      if (haproxy.exitCode !== null) throw new Error(`haproxy exited: ${stderr}`);
-      try {
-        (await connectFrom(port, '127.0.0.1')).destroy();
-        return true;
-      } catch {
-        return undefined;
-      }
-    });
+    const port = await startHaproxy(t, 'tcp', [`server s1 127.0.0.1:${balancer.port} ${server}`]);
     for (let i = 0; i < 5; i++) {
       // The client connects to HAProxy from 127.0.0.7: the app must see that address and port.
       const socket = await connectFrom(port, '127.0.0.7');
@@ -234,7 +193,5 @@ t.test('interop: HAProxy 2.6 in front with send-proxy and send-proxy-v2', { skip
       t.equal(answer.info.keySource, 'proxy');
       if (server.includes('unique-id')) t.ok(answer.info.proxy?.tlvs.uniqueId, 'the UNIQUE_ID TLV arrived');
     }
-    haproxy.kill('SIGKILL');
-    await exited;
   }
 });
