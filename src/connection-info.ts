@@ -23,8 +23,10 @@ export interface ConnectionInfo {
    */
   readonly peer?: string;
   readonly peerTrusted?: boolean;
-  /** The client address limits.perClient.maxConnections counts this connection under (set only then). */
+  /** The real client address limits.perClient.maxConnections counts this connection under (set only then). */
   readonly limitClient?: string;
+  /** The first request's real client address as the master found it (set only with limits.perClient, not for exempt clients). */
+  readonly firstClient?: string;
 }
 
 /**

@@ -1,4 +1,7 @@
+import type http from 'node:http';
+import net from 'node:net';
 import type { Logger } from 'pino';
+import { connectionInfo } from '../src/connection-info.js';
 import { CidrList } from '../src/ip/address.js';
 import { ClientTable } from '../src/limits/client-table.js';
 import { LogLimiter } from '../src/master/log-limiter.js';
@@ -14,6 +17,34 @@ const limitedRequests = new Counter({
   help: 'Requests answered 429 because their client was over limits.perClient.requestsPerSecond',
   registers: [workerRegistry],
 });
+
+/** Set on a client socket once its first request was counted. */
+const FIRST_COUNTED = Symbol('sticky.limits.first-counted');
+
+/**
+ * The request's real client address. The first request of a client connection,
+ * and every request of one that cannot carry other clients (its peer is not a
+ * trusted proxy), belong to the client the master found: no second parse.
+ * Later requests from a trusted proxy are parsed (each may be another client's);
+ * so is every request relayed from another worker (its stream carries the
+ * relayed request's client, not the first one's).
+ */
+function clientOf(req: http.IncomingMessage, trusted: CidrList, hops: number): string {
+  const socket = req.socket;
+  if (socket instanceof net.Socket) {
+    const info = connectionInfo(socket);
+    const known = info?.firstClient;
+    if (known !== undefined) {
+      const marks = socket as unknown as Record<symbol, unknown>;
+      if (marks[FIRST_COUNTED] === undefined) {
+        marks[FIRST_COUNTED] = true;
+        return known;
+      }
+      if (info?.peerTrusted !== true) return known;
+    }
+  }
+  return requestClient(req, trusted, hops);
+}
 
 /**
  * limits.perClient.requestsPerSecond: every request, the first of a
@@ -32,7 +63,7 @@ export function requestLimitHook(config: ResolvedConfig, log: Logger): RequestHo
   const hops = config.key.forwardedTrustedHops;
   const logLimiter = new LogLimiter();
   return (req, res) => {
-    const client = requestClient(req, trusted, hops);
+    const client = clientOf(req, trusted, hops);
     if (hasExempt && exempt.contains(client)) return false;
     const now = Date.now();
     if (table.admit(client, now) === null) return false;

@@ -308,7 +308,7 @@ export class Balancer {
     if (limits.isExempt(client)) return { limitClient: undefined };
     const now = Date.now();
     const verdict = limits.admit(client, now);
-    if (verdict === null) return { limitClient: limits.countsOpen ? client : undefined };
+    if (verdict === null) return { limitClient: client };
     if (head !== null && limits.config.respond429) {
       this.metrics.refused.inc({ reason: verdict });
       const suppressed = this.logLimiter.admit(verdict);
@@ -382,13 +382,17 @@ export class Balancer {
       proxy: peek.proxy && { source: canonicalEndpoint(peek.proxy.source), destination: canonicalEndpoint(peek.proxy.destination), tlvs: peek.proxy.tlvs },
       peer: peek.peer,
       peerTrusted: peek.peerTrusted,
-      ...(limitClient === undefined ? {} : { limitClient }),
+      // The worker checks this connection's first request against requestsPerSecond with it, without parsing again.
+      ...(limitClient === undefined ? {} : { firstClient: limitClient }),
+      // Counted as open until a worker reports it closed: only with maxConnections.
+      ...(limitClient === undefined || this.clientLimits?.countsOpen !== true ? {} : { limitClient }),
     };
+    const heldClient = info.limitClient;
     const bytes = peek.buffered === null ? EMPTY : peek.offset === 0 ? peek.buffered : peek.buffered.subarray(peek.offset);
     peek.buffered = null;
     this.held++;
     this.route(
-      { conn: peek.conn, bytes, info, keyHash, acceptedAt: peek.acceptedAt, peer: proxySource ?? peek.peer, proc: null as never, tried: [], ...(pinned === -1 ? {} : { pinned }), ...(limitClient === undefined ? {} : { limitClient }) },
+      { conn: peek.conn, bytes, info, keyHash, acceptedAt: peek.acceptedAt, peer: proxySource ?? peek.peer, proc: null as never, tried: [], ...(pinned === -1 ? {} : { pinned }), ...(heldClient === undefined ? {} : { limitClient: heldClient }) },
       null,
       Date.now(),
     );
@@ -509,7 +513,9 @@ export class Balancer {
 
   private routeHandback(proc: WorkerProc, conn: ClientConn, bytes: Buffer, wireInfo: ConnectionInfo, next: HandbackKey): void {
     this.metrics.handbacks.inc();
-    const info: ConnectionInfo = { ...wireInfo, key: next.key, keySource: next.keySource, worker: -1 };
+    // firstClient was the first request's client; the request that moved the connection may be another's.
+    const { firstClient: _first, ...moved } = wireInfo;
+    const info: ConnectionInfo = { ...moved, key: next.key, keySource: next.keySource, worker: -1 };
     const pinned = next.stickySlot;
     // Still one connection of its client: counted again for the worker that takes it (the one handing it back releases its count).
     const limitClient = this.clientLimits?.countsOpen === true ? wireInfo.limitClient : undefined;
