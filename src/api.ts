@@ -1,6 +1,7 @@
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server } from 'node:net';
 import { join } from 'node:path';
-import pino, { type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { createLogger } from './log/logger.js';
 import { createAdminServer, listenAdmin } from './admin/server.js';
 import { MasterMetrics } from './admin/metrics.js';
 import { aggregateWorkerMetrics } from './admin/worker-metrics.js';
@@ -22,7 +23,8 @@ export type BalancerOptions = z.input<typeof configSchema>;
 /** A configuration or start-up failure of {@link startBalancer}: `code` says which. */
 export class BalancerStartError extends Error {
   constructor(
-    readonly code: 'ERR_CONFIG' | 'ERR_UNSAFE_RUNTIME',
+    /** ERR_CONFIG: bad options; ERR_APP_START: the worker app did not load on the first start; ERR_LISTEN: a port could not be bound; ERR_UNSAFE_RUNTIME: this Node cannot hand off safely. */
+    readonly code: 'ERR_CONFIG' | 'ERR_APP_START' | 'ERR_LISTEN' | 'ERR_UNSAFE_RUNTIME',
     message: string,
   ) {
     super(message);
@@ -71,15 +73,26 @@ export function startBalancer(options: BalancerOptions = {}): Promise<RunningBal
 /** A running balancer as the command line drives it: it reloads with a config read from its file. */
 export interface CliBalancer extends RunningBalancer {
   reloadResolved(next?: ResolvedConfig): Promise<{ readonly replaced: number; readonly failedSlot: number | null }>;
-  /** {@link RunningBalancer.close}, logged with the signal that asked for it. */
-  closeFor(signal: NodeJS.Signals): Promise<void>;
+  /**
+   * {@link RunningBalancer.close}, logged with the signal that asked for it.
+   * `graceMs`: first go on serving that long with the health check failing.
+   */
+  closeFor(signal: NodeJS.Signals | 'upgrade', graceMs?: number): Promise<void>;
   /** The worker count the pool is heading for (slots still draining are not counted). */
   targetCount(): number;
+  /** The listening sockets, to hand to a new master (an upgrade). */
+  listeners(): Listeners;
+}
+
+/** The sockets a master listens on. */
+export interface Listeners {
+  readonly listen: Server;
+  readonly admin: Server | null;
 }
 
 /** {@link startBalancer} for a config already validated (the command line's, with paths relative to its file). */
-export async function startResolved(config: ResolvedConfig): Promise<CliBalancer> {
-  const log = pino({ level: config.log.level, base: { pid: process.pid } });
+export async function startResolved(config: ResolvedConfig, inherited: Partial<Listeners> = {}): Promise<CliBalancer> {
+  const log = createLogger(config.log, { pid: process.pid });
   // Once, here: the workers run on the same Node with the same environment and take the same paths.
   for (const path of publicPathsTaken()) log.warn({ node: process.version, ...path }, 'a Node internal is not used; taking the public path');
   if (config.workers.handoff === 'auto' && loadFdPass() === null) {
@@ -97,20 +110,50 @@ export async function startResolved(config: ResolvedConfig): Promise<CliBalancer
 
   const metrics = new MasterMetrics();
   let balancer: Balancer | null = null;
-  const pool = new WorkerPool(config, join(__dirname, '..', 'workers', 'runtime.js'), log, metrics, {
+  /** Until every first worker is ready, a worker whose app does not load ends the start (instead of a respawn loop). */
+  let started = false;
+  let failStart: (error: BalancerStartError) => void = () => {};
+  const startFailed = new Promise<never>((_resolve, reject) => (failStart = reject));
+  startFailed.catch(() => {});
+  const pool = new WorkerPool(config, join(__dirname, '..', 'workers', 'boot.js'), log, metrics, {
     onAck: (proc, id) => balancer?.onAck(proc, id),
     onExit: (proc) => balancer?.onExit(proc),
     onHandback: (proc, message, socket) => balancer?.onHandback(proc, message, socket),
     onHandbackHandle: (proc, entry, handle) => balancer?.onHandbackHandle(proc, entry, handle),
     onClientsClosed: (proc, clients) => balancer?.onClientsClosed(proc, clients),
+    onStartFailed: (proc) => {
+      if (started) return;
+      const exit = proc.worker.process.exitCode ?? proc.worker.process.signalCode;
+      failStart(
+        new BalancerStartError(
+          'ERR_APP_START',
+          proc.failure !== null
+            ? `the worker app ${config.appPath} failed to load:\n${proc.failure}`
+            : `worker ${proc.slot} (pid ${proc.pid}) exited${exit === null ? '' : ` (${exit})`} before it was ready, while loading ${config.appPath}`,
+        ),
+      );
+    },
   });
   balancer = new Balancer(config, pool, log, metrics);
   const running = balancer;
+  let admin: ReturnType<typeof createAdminServer> | null = null;
 
+  /** A start that cannot finish leaves nothing behind: no worker, no listener, no socket file. */
+  const abandon = async (error: BalancerStartError): Promise<never> => {
+    log.fatal({ code: error.code, err: error.message }, 'start failed');
+    admin?.close();
+    await running.close().catch(() => {});
+    await pool.stopAll();
+    log.flush();
+    throw error;
+  };
   pool.scaleTo(config.workerCount);
-  await pool.whenAllReady();
-  const address = await running.listen();
-  log.info({ address: address.address, port: address.port, workers: pool.readyCount(), handoff: pool.handoffMode }, 'listening');
+  try {
+    await Promise.race([pool.whenAllReady(), startFailed]);
+  } catch (error) {
+    return abandon(error as BalancerStartError);
+  }
+  started = true;
 
   const scale = async (count: number): Promise<boolean> => {
     if (pool.isStopping) return false;
@@ -124,13 +167,26 @@ export async function startResolved(config: ResolvedConfig): Promise<CliBalancer
     log.info({ workers: pool.readyCount() }, 'scaled');
     return true;
   };
+  // Every port is bound before 'listening' is announced; any bind failure ends the start.
+  let address: AddressInfo;
+  try {
+    address = await running.listen(inherited.listen);
+  } catch (error) {
+    return abandon(new BalancerStartError('ERR_LISTEN', `cannot listen on ${config.listen.host}:${config.listen.port}: ${describeListenError(error)}`));
+  }
   if (config.admin !== false) {
     const workerMetrics = async (): Promise<string> => aggregateWorkerMetrics(await pool.collectWorkerMetrics());
-    const admin = createAdminServer(pool, metrics, { scale, workerMetrics }, log);
-    const adminAddress = await listenAdmin(admin, config.admin.host, config.admin.port);
+    admin = createAdminServer(pool, metrics, { scale, workerMetrics }, log, config.admin.token);
+    try {
+      const adminAddress = await listenAdmin(admin, config.admin.host, config.admin.port, inherited.admin ?? undefined);
+      log.info({ address: adminAddress.address, port: adminAddress.port, token: config.admin.token !== undefined }, 'admin listening');
+    } catch (error) {
+      return abandon(new BalancerStartError('ERR_LISTEN', `cannot listen on ${config.admin.host}:${config.admin.port} (admin API): ${describeListenError(error)}`));
+    }
     admin.unref();
-    log.info({ address: adminAddress.address, port: adminAddress.port }, 'admin listening');
   }
+  log.info({ address: address.address, port: address.port, workers: pool.readyCount(), handoff: pool.handoffMode, inherited: inherited.listen !== undefined }, 'listening');
+
 
   /** The config the workers are forked with (a reload replaces it). */
   let workerConfig = config;
@@ -172,9 +228,16 @@ export async function startResolved(config: ResolvedConfig): Promise<CliBalancer
   };
 
   let closing: Promise<void> | null = null;
-  const close = (reason: Record<string, unknown> = {}): Promise<void> => {
+  const close = (reason: Record<string, unknown> = {}, graceMs = 0): Promise<void> => {
     closing ??= (async () => {
+      running.markStopping();
+      if (graceMs > 0) {
+        // Still serving, with the health check failing, so the load balancer takes this node out first.
+        log.info({ ...reason, graceMs }, 'stopping: health check failing, still serving');
+        await new Promise((resolve) => setTimeout(resolve, graceMs));
+      }
       log.info(reason, 'stopping: no new connections, draining workers');
+      admin?.close();
       // Not awaited: once a socket was sent to a worker, net.Server#close waits
       // for the workers to report every such socket closed (internal/socket_list),
       // which only happens after they drain below — and with no worker left in its
@@ -201,7 +264,8 @@ export async function startResolved(config: ResolvedConfig): Promise<CliBalancer
       }
     },
     close: () => close(),
-    closeFor: (signal: NodeJS.Signals) => close({ signal }),
+    closeFor: (signal, graceMs) => close({ signal }, graceMs),
+    listeners: () => ({ listen: running.listener, admin }),
     get config() {
       return workerConfig;
     },
@@ -209,6 +273,13 @@ export async function startResolved(config: ResolvedConfig): Promise<CliBalancer
     reloadResolved: reload,
     targetCount: () => pool.targetCount,
   };
+}
+
+/** `EADDRINUSE (address already in use)`, the way an operator reads it. */
+function describeListenError(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  const reasons: Record<string, string> = { EADDRINUSE: 'address already in use', EACCES: 'permission denied (ports below 1024 need privileges)', EADDRNOTAVAIL: 'no such local address' };
+  return code === undefined ? (error as Error).message : `${code}${reasons[code] ? ` (${reasons[code]})` : ''}`;
 }
 
 function resolved(options: BalancerOptions, configPath: string | null): ResolvedConfig {

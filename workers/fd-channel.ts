@@ -5,15 +5,13 @@ import { HandoffReceiver, type OnBatchConnection } from '../src/pool/handoff-bat
 
 /**
  * Starts reading the fd channel the master gave this worker (its descriptor
- * number in `fdVariable`, STICKY_FD_CHANNEL). Returns the receiver when
+ * number `fd`, from the start message). Returns the receiver when
  * connections can come that way; null when there is no channel, or this
  * worker cannot read it (then it closes its end and the master keeps using
  * Node's IPC).
  */
-export function openFdChannel(fdVariable: string | undefined, onConnection: OnBatchConnection, log: Logger): HandoffReceiver | null {
-  if (fdVariable === undefined) return null;
-  const fd = Number(fdVariable);
-  if (!Number.isInteger(fd) || fd < 0) return null;
+export function openFdChannel(fd: number | null, onConnection: OnBatchConnection, log: Logger): HandoffReceiver | null {
+  if (fd === null || !Number.isInteger(fd) || fd < 0) return null;
   const binding = loadFdPass();
   if (binding === null || !canOpenTcp()) {
     try {

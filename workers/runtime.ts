@@ -1,6 +1,6 @@
 import http from 'node:http';
 import net from 'node:net';
-import pino from 'pino';
+import { createLogger } from '../src/log/logger.js';
 import type { ResolvedConfig } from '../src/config/load.js';
 import { CONNECTION_INFO, type ConnectionInfo } from '../src/connection-info.js';
 import { isMasterMessage, type MasterMessage, type WorkerMessage } from '../src/pool/messages.js';
@@ -10,6 +10,7 @@ import { socketFromHandle, type RawTcpHandle } from '../src/node/tcp-handle.js';
 import { startTimeoutChecker } from '../src/node/http-server.js';
 import { RESPONSE_RELAY } from '../src/node/outgoing.js';
 import { loadApp } from './load-app.js';
+import { workerStart } from './start.js';
 import { edgeHooks } from './inspect.js';
 import { requestLimitHook } from './request-limits.js';
 import { installRequestHooks, installUpgradeHooks, type RequestHook, type UpgradeHook } from './request-hooks.js';
@@ -29,9 +30,12 @@ import type { HandoffReceiver } from '../src/pool/handoff-batch.js';
  * the master already read first, byte for byte. It never calls `listen()`.
  */
 
-const config = JSON.parse(process.env.STICKY_CONFIG ?? 'null') as ResolvedConfig;
-const slot = Number(process.env.STICKY_SLOT);
-const log = pino({ level: config.log.level, base: { pid: process.pid, worker: slot } });
+const start = workerStart();
+const config: ResolvedConfig = start.config;
+const slot = start.slot;
+const log = createLogger(config.log, { pid: process.pid, worker: slot });
+// Each worker's series carry its slot, so /metrics shows them per worker.
+workerRegistry.setDefaultLabels({ worker: String(slot) });
 
 let server: net.Server;
 /** The TLS front when config.tls is set (workers/tls.ts). */
@@ -46,7 +50,7 @@ let fdReceiver: HandoffReceiver | null = null;
 /** Streams other workers' links have open here (key.reuse "forward"): a draining worker waits for them too. */
 let openStreams = 0;
 /** key.reuse "forward": where this worker listens for links (the master's directory), or null. */
-const linkDir = process.env.STICKY_LINK_DIR ?? null;
+const linkDir = start.linkDir;
 
 function send(message: WorkerMessage): void {
   if (process.connected) process.send?.(message);
@@ -236,6 +240,8 @@ function exitWhenIdle(): void {
 }
 
 const handlers: { [K in MasterMessage['type']]: (message: Extract<MasterMessage, { type: K }>, handle: net.Socket | object | undefined) => void } = {
+  // Read by workers/boot.ts before this module loads.
+  start: () => {},
   connection: (message, handle) => {
     send({ type: 'ack', id: message.id });
     onConnection(bytesFromWire(message.bytes), infoFromWire(message.info), handle);
@@ -291,7 +297,7 @@ async function main(): Promise<void> {
     }
   }
   // Connections in batches on the fd channel (acknowledged there), when the master made one.
-  fdReceiver = openFdChannel(process.env.STICKY_FD_CHANNEL, (entry, handle) => onConnection(entry.bytes, entry.info, handle), log);
+  fdReceiver = openFdChannel(start.fdChannel, (entry, handle) => onConnection(entry.bytes, entry.info, handle), log);
   process.on('SIGTERM', () => onDrain(config.workers.drainTimeoutMs));
   // SIGINT reaches the whole process group on Ctrl-C; the master decides when workers stop.
   process.on('SIGINT', () => {});
@@ -299,6 +305,9 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  log.fatal({ err: (error as Error).message }, 'worker failed to start');
-  process.exit(1);
+  // The stack goes to the master: on the first start it prints it and exits instead of respawning.
+  const stack = error instanceof Error ? (error.stack ?? error.message) : String(error);
+  log.fatal({ err: stack }, 'worker failed to start');
+  if (!process.connected || !process.send) process.exit(1);
+  process.send({ type: 'failed', error: stack } satisfies WorkerMessage, undefined, {}, () => process.exit(1));
 });

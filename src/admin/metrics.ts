@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /**
  * The master's Prometheus metrics (prom-client). Every refusal, fallback and
@@ -7,6 +7,16 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 export class MasterMetrics {
   /** The registry `/metrics` renders. */
   readonly registry = new Registry();
+
+  constructor() {
+    // The master's own CPU, memory, event-loop lag and handles (prom-client's default collectors).
+    collectDefaultMetrics({ register: this.registry, labels: { process: 'master' } });
+  }
+
+  /** The registry as Prometheus text. */
+  async render(): Promise<string> {
+    return validExposition(await this.registry.metrics());
+  }
 
   readonly handoffs = new Counter({
     name: 'sticky_handoffs_total',
@@ -98,4 +108,12 @@ export class MasterMetrics {
     labelNames: ['state'] as const,
     registers: [this.registry],
   });
+}
+
+/**
+ * prom-client writes a NaN sample (an event-loop lag mean before its first
+ * sample) as "Nan"; the exposition format spells it "NaN".
+ */
+export function validExposition(text: string): string {
+  return text.replace(/ Nan$/gm, ' NaN');
 }

@@ -1,4 +1,6 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
+import type net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { SlotView } from '../pool/pool.js';
@@ -33,8 +35,14 @@ export interface AdminActions {
  * The admin API: `GET /healthz`, `GET /workers`,
  * `PUT /workers {"count": N}`, `GET /metrics`. Loopback by default.
  */
-export function createAdminServer(pool: AdminPool, metrics: MasterMetrics, actions: AdminActions, log: Logger): http.Server {
+export function createAdminServer(pool: AdminPool, metrics: MasterMetrics, actions: AdminActions, log: Logger, token?: string): http.Server {
+  const authorized = token === undefined ? () => true : bearerCheck(token);
   const server = http.createServer((req, res) => {
+    if (!authorized(req.headers.authorization)) {
+      res.setHeader('www-authenticate', 'Bearer');
+      json(res, 401, { error: 'unauthorized' });
+      return;
+    }
     void handle(req, res).catch((error: unknown) => {
       log.error({ err: (error as Error).message }, 'admin request failed');
       if (!res.headersSent) json(res, 500, { error: 'internal error' });
@@ -75,7 +83,7 @@ export function createAdminServer(pool: AdminPool, metrics: MasterMetrics, actio
       return;
     }
     if (path === '/metrics' && req.method === 'GET') {
-      const master = await metrics.registry.metrics();
+      const master = await metrics.render();
       const workers = await actions.workerMetrics();
       // Two expositions in one body: each family appears once (the workers' are
       // all sticky_worker_*), separated by a line end.
@@ -89,6 +97,16 @@ export function createAdminServer(pool: AdminPool, metrics: MasterMetrics, actio
   }
 
   return server;
+}
+
+/** `Authorization: Bearer <token>`, compared in constant time (digests of equal length). */
+function bearerCheck(token: string): (header: string | undefined) => boolean {
+  const expected = createHash('sha256').update(token).digest();
+  return (header) => {
+    const match = header === undefined ? null : /^Bearer[ ]+(\S+)\s*$/i.exec(header);
+    if (!match) return false;
+    return timingSafeEqual(createHash('sha256').update(match[1] as string).digest(), expected);
+  };
 }
 
 function json(res: http.ServerResponse, status: number, value: unknown): void {
@@ -111,10 +129,13 @@ function readBody(req: http.IncomingMessage): Promise<string | null> {
   });
 }
 
-/** Starts the admin server on `host:port`. */
-export function listenAdmin(server: http.Server, host: string, port: number): Promise<AddressInfo> {
+/** Starts the admin server on `host:port`, or on the socket a previous master handed over. */
+export function listenAdmin(server: http.Server, host: string, port: number, inherited?: net.Server): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen({ host, port }, () => resolve(server.address() as AddressInfo));
+    server.listen(inherited ?? { host, port }, () => {
+      server.removeListener('error', reject);
+      resolve(server.address() as AddressInfo);
+    });
   });
 }

@@ -1,4 +1,5 @@
 import { AggregatorRegistry } from 'prom-client';
+import { validExposition } from './metrics.js';
 
 /**
  * Sums the workers' prom-client registries into one Prometheus text block,
@@ -11,8 +12,5 @@ import { AggregatorRegistry } from 'prom-client';
  */
 export async function aggregateWorkerMetrics(responses: readonly unknown[][]): Promise<string> {
   if (responses.length === 0) return '';
-  const text = await AggregatorRegistry.aggregate([...responses]).metrics();
-  // prom-client writes a NaN sample (an event-loop lag mean before its first
-  // sample) as "Nan"; the exposition format spells it "NaN".
-  return text.replace(/ Nan$/gm, ' NaN');
+  return validExposition(await AggregatorRegistry.aggregate([...responses]).metrics());
 }

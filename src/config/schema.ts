@@ -84,11 +84,28 @@ const admin = z.union([
   z.strictObject({
     host: z.string().min(1).default('127.0.0.1'),
     port: port.default(9090),
+    /** When set, every admin request needs `Authorization: Bearer <token>`. Required off loopback. */
+    token: z.string().min(16, 'expected a token of at least 16 characters').optional(),
+  }).superRefine((admin, ctx) => {
+    // Anyone who can reach the admin API can scale the workers and read every metric.
+    if (admin.token === undefined && !isLoopbackHost(admin.host)) {
+      ctx.addIssue({ code: 'custom', path: ['token'], message: `expected a token: admin.host ${JSON.stringify(admin.host)} is not a loopback address` });
+    }
   }),
 ]);
 
 const log = z.strictObject({
   level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Human-readable lines (pino-pretty) instead of JSON. */
+  pretty: z.boolean().default(false),
+});
+
+/** A health check answered by the master itself on the traffic port (HAProxy's monitor-uri). */
+const health = z.strictObject({
+  /** `GET`/`HEAD` of exactly this path, as the first request of a connection: 200 while a worker is ready, 503 while stopping. */
+  path: z.string().regex(/^\/[\x21-\x7e]*$/, 'expected an absolute path such as "/healthz"'),
+  /** On SIGTERM, how long the master goes on serving (answering 503 here) before it stops accepting, so a load balancer sees it leave first. */
+  graceMs: z.number().int().min(0).max(600_000).default(0),
 });
 
 const stickyCookie = z.strictObject({
@@ -140,7 +157,8 @@ export const configSchema = z.strictObject({
   proxyProtocol: proxyProtocol.default({ mode: 'optional', trustedFrom: ['127.0.0.0/8', '::1/128'] }),
   limits: limits.default({ peekBytes: 16384, peekTimeoutMs: 5000, headersTimeoutMs: 60_000, requestTimeoutMs: 300_000 }),
   admin: admin.default({ host: '127.0.0.1', port: 9090 }),
-  log: log.default({ level: 'info' }),
+  log: log.default({ level: 'info', pretty: false }),
+  health: health.optional(),
   /** Bounded-load consistent hashing (HAProxy hash-balance-factor, as a ratio: 1.25 = 125%). */
   balanceFactor: z.number().min(1).max(100).optional(),
   stickyCookie: stickyCookie.optional(),
@@ -148,6 +166,11 @@ export const configSchema = z.strictObject({
   accessLog: z.boolean().optional(),
   tls: tls.optional(),
 });
+
+/** 127.0.0.0/8, ::1 and "localhost": an admin API there is reachable from this machine only. */
+function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
 
 /** config.json as written (before defaults). */
 export type ConfigInput = z.input<typeof configSchema>;

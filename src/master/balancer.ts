@@ -24,6 +24,7 @@ import { tooManyRequestsBytes } from '../limits/too-many.js';
 import { rawConn, socketConn, type ClientConn } from './client-conn.js';
 import { takeOverAccept } from '../node/accept.js';
 import { stopSocketReads } from '../node/socket.js';
+import { healthResponse, isHealthCheck } from '../health/answer.js';
 
 /**
  * While fewer bytes than this are buffered, every chunk is parsed at once so
@@ -123,7 +124,7 @@ export class Balancer {
     if (clientLimits !== null) metrics.clientTableSize = () => clientLimits.size;
     this.rules = config.key;
     this.proxyOptions = { maxBytes: config.limits.peekBytes };
-    this.headMatters = config.key.order.some((source) => source === 'cookie' || source === 'forwarded') || config.stickyCookie !== undefined;
+    this.headMatters = config.key.order.some((source) => source === 'cookie' || source === 'forwarded') || config.stickyCookie !== undefined || config.health !== undefined;
     this.inspector = config.inspect ? compileInspector(config.inspect) : null;
     // Where raw handles can be read (src/node/tcp-handle.ts), listen() takes accept over and the
     // master never builds a net.Socket for a connection it only peeks at. Else
@@ -135,12 +136,16 @@ export class Balancer {
     if (reuseMode(config.key) !== 'close') this.poolViewTimer = setInterval(() => this.checkPoolView(), POOL_VIEW_CHECK_MS).unref();
   }
 
-  /** Starts listening; resolves with the bound address. */
-  listen(): Promise<AddressInfo> {
+  /**
+   * Starts listening (on `inherited`'s socket when a previous master handed it
+   * over, else on listen.host:port); resolves with the bound address.
+   */
+  listen(inherited?: net.Server): Promise<AddressInfo> {
     return new Promise((resolve, reject) => {
       const onError = (error: Error): void => reject(error);
       this.server.once('error', onError);
-      this.server.listen({ host: this.config.listen.host, port: this.config.listen.port, backlog: 4096 }, () => {
+      const where = inherited ?? { host: this.config.listen.host, port: this.config.listen.port, backlog: 4096 };
+      this.server.listen(where, () => {
         this.server.removeListener('error', onError);
         // What Node's cluster round-robin does: take the raw client handles
         // from accept (net.Server would wrap each in a net.Socket first).
@@ -148,6 +153,19 @@ export class Balancer {
         resolve(this.server.address() as AddressInfo);
       });
     });
+  }
+
+  /** Set once the balancer is stopping: the health check answers 503 from then on. */
+  private stopping = false;
+
+  /** The balancer is going away: health checks fail while it still serves (config `health.graceMs`). */
+  markStopping(): void {
+    this.stopping = true;
+  }
+
+  /** The listening server (handed to a new master on an upgrade). */
+  get listener(): net.Server {
+    return this.server;
   }
 
   /** Stops accepting. Connections already held are still handed off. */
@@ -346,6 +364,11 @@ export class Balancer {
 
   private decide(peek: Peek, head: RequestHead | null): void {
     if (!this.endPeek(peek)) return;
+    // The load balancer's health check, before inspection (its Host is often an address) and before any limit.
+    if (head !== null && this.config.health !== undefined && isHealthCheck(head.method, head.target, this.config.health.path)) {
+      this.answerAndClose(peek, healthResponse(this.pool.readyCount(), this.stopping, head.method === 'HEAD'));
+      return;
+    }
     // Bytes that are not an HTTP/1.x head (TLS, HTTP/2, binary, a head over
     // peekBytes) are not inspected here; the worker runtime checks what it parses.
     if (head !== null && this.inspector !== null) {

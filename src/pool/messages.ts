@@ -1,3 +1,4 @@
+import type { ResolvedConfig } from '../config/load.js';
 import type { ConnectionInfo } from '../connection-info.js';
 import type { WireBytes, WireConnectionInfo } from './wire.js';
 
@@ -9,6 +10,12 @@ import type { WireBytes, WireConnectionInfo } from './wire.js';
 
 /** Master → worker. */
 export type MasterMessage =
+  /**
+   * The first message to a new worker: its config (over IPC, never in the
+   * environment), its slot, its fd channel's descriptor and the links'
+   * directory (key.reuse "forward"), when there are.
+   */
+  | { readonly type: 'start'; readonly config: ResolvedConfig; readonly slot: number; readonly fdChannel: number | null; readonly linkDir: string | null }
   /** A client connection (the socket handle rides along) plus every byte the master read. */
   | { readonly type: 'connection'; readonly id: number; readonly bytes: WireBytes; readonly info: WireConnectionInfo }
   /** Stop taking connections, finish the open ones within `timeoutMs`, then exit. */
@@ -26,6 +33,8 @@ export type MasterMessage =
 
 /** Worker → master. */
 export type WorkerMessage =
+  /** The app could not be loaded (`error`: its stack); the worker exits 1 next. */
+  | { readonly type: 'failed'; readonly error: string }
   /** The app is loaded; send connections (on the fd channel when `fdChannel` is true). */
   | { readonly type: 'ready'; readonly fdChannel?: boolean }
   /** Connection `id` is now the worker's (the master may close its copy of the handle). Connections on the fd channel are acknowledged there. */

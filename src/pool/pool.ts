@@ -39,6 +39,10 @@ export interface WorkerProc {
   /** The worker said it reads its fd channel. */
   fdChannelReady: boolean;
   readonly startedAt: number;
+  /** What the worker said when its app failed to load (the error's stack), if it did. */
+  failure: string | null;
+  /** It went away while still starting (set when its channel or process is first seen gone). */
+  goneStarting: boolean;
 }
 
 /** One entry of `GET /workers`. */
@@ -76,6 +80,12 @@ export interface PoolHooks {
   onHandbackHandle(proc: WorkerProc, entry: BatchEntry & { readonly handback: HandbackKey }, handle: object): void;
   /** A worker closed connections counted against these clients (limits.perClient.maxConnections). */
   onClientsClosed?(proc: WorkerProc, clients: readonly string[]): void;
+  /**
+   * A worker went away before it was ever ready (its app did not load):
+   * `proc.failure` holds what it said, if anything. Called once, after every
+   * message it sent was read.
+   */
+  onStartFailed?(proc: WorkerProc): void;
 }
 
 /** How long `GET /metrics` waits for the workers' registries. */
@@ -403,7 +413,10 @@ export class WorkerPool {
     if (reuseMode(this.config.key) !== 'forward' || this.config.tls !== undefined || this.linkDirFailed) return null;
     if (this.linkDir === null) {
       try {
-        this.linkDir = mkdtempSync(join(tmpdir(), 'sticky-links-'));
+        const dir = mkdtempSync(join(tmpdir(), 'sticky-links-'));
+        this.linkDir = dir;
+        // Whatever way the master exits (a failed bind, a signal during a crash loop), no socket file stays behind.
+        process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
       } catch (error) {
         // No links then: the workers hand such requests back through the master instead.
         this.linkDirFailed = true;
@@ -422,12 +435,8 @@ export class WorkerPool {
     if (pair !== null) cluster.setupPrimary({ stdio: ['inherit', 'inherit', 'inherit', 'ipc', pair[1]] });
     let worker: Worker;
     try {
-      worker = cluster.fork({
-        STICKY_SLOT: String(slot),
-        STICKY_CONFIG: JSON.stringify(this.config),
-        ...(pair === null ? {} : { STICKY_FD_CHANNEL: String(WORKER_FD_CHANNEL) }),
-        ...(linkDir === null ? {} : { STICKY_LINK_DIR: linkDir }),
-      });
+      // Only the slot in the environment (apps may read it); the config, with its secrets, goes over IPC below.
+      worker = cluster.fork({ STICKY_SLOT: String(slot) });
     } finally {
       if (pair !== null) {
         // The child has its copy; ours would keep the channel open after the worker died.
@@ -447,7 +456,10 @@ export class WorkerPool {
       handoff: null,
       fdChannelReady: false,
       startedAt: Date.now(),
+      failure: null,
+      goneStarting: false,
     };
+    this.send(proc, { type: 'start', config: this.config, slot, fdChannel: pair === null ? null : WORKER_FD_CHANNEL, linkDir }, undefined, () => {});
     if (pair !== null && this.fdpass !== null) {
       proc.handoff = new HandoffSender(
         this.fdpass,
@@ -462,7 +474,11 @@ export class WorkerPool {
     worker.on('message', (message: unknown, handle: unknown) => this.onMessage(proc, message, handle as Socket | undefined, replacing));
     // 'disconnect' can come before 'exit' (the channel closes as the process dies):
     // stop routing and re-route at the first of the two.
-    worker.on('disconnect', () => this.onGone(proc));
+    worker.on('disconnect', () => {
+      this.onGone(proc);
+      // The channel is read to its end by now, so a 'failed' message has arrived if one was sent.
+      if (proc.goneStarting) this.hooks.onStartFailed?.(proc);
+    });
     worker.on('exit', (code, signal) => this.onExit(proc, code, (signal || null) as NodeJS.Signals | null));
     // An IPC error (EPIPE to a dying worker) must not become an uncaught exception.
     worker.on('error', (error) => this.log.warn({ worker: slot, workerPid: proc.pid, err: error.message }, 'worker channel error'));
@@ -492,6 +508,9 @@ export class WorkerPool {
         return;
       case 'ack':
         this.hooks.onAck(proc, message.id);
+        return;
+      case 'failed':
+        if (typeof message.error === 'string') proc.failure = message.error;
         return;
       case 'active':
         proc.active = message.count;
@@ -544,6 +563,8 @@ export class WorkerPool {
   /** Stops routing to a worker and asks it to finish its connections, bounded by the drain timeout. */
   private retire(proc: WorkerProc): void {
     if (proc.state === 'dead' || this.retiring.has(proc)) return;
+    // Still loading its app, it does not read drain messages yet, and has no connection to finish.
+    if (proc.state === 'starting') proc.worker.process.kill('SIGTERM');
     this.replacements.delete(proc);
     this.retiring.add(proc);
     this.transition(proc, 'draining');
@@ -570,6 +591,7 @@ export class WorkerPool {
   private onGone(proc: WorkerProc): void {
     if (proc.gone) return;
     proc.gone = true;
+    proc.goneStarting = proc.state === 'starting';
     proc.handoff?.close();
     // A metrics request need not wait for a worker that cannot answer.
     for (const request of [...this.metricsRequests.values()]) this.metricsAnswered(request, proc);

@@ -11,7 +11,7 @@ t.test('the master registry renders valid Prometheus text with every family the 
   metrics.active.set({ worker: '0' }, 4);
   metrics.respawns.inc({ worker: '1' });
   metrics.fallbacks.inc({ reason: 'slot-not-ready' });
-  const exposition = parseExposition(await metrics.registry.metrics());
+  const exposition = parseExposition(await metrics.render());
   const expected: Record<string, string> = {
     sticky_handoffs_total: 'counter',
     sticky_handoff_seconds: 'histogram',

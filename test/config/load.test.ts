@@ -50,8 +50,8 @@ t.test('invalid values: one line naming the path and the expectation', async (t)
     { name: 'count as text', input: { workers: { count: 'two' } }, line: 'workers.count: expected a positive integer or "auto", got "two"' },
     { name: 'count zero', input: { workers: { count: 0 } }, line: /^workers\.count: expected a positive integer.*, got 0$/ },
     { name: 'port too big', input: { listen: { port: 70000 } }, line: 'listen.port: expected a port number (0-65535), got 70000' },
-    { name: 'unknown top-level key', input: { lisen: {} }, line: '(config): unknown key "lisen"' },
-    { name: 'unknown nested keys', input: { key: { order: ['remote'], cokie: 'x', hops: 1 } }, line: 'key: unknown keys "cokie", "hops"' },
+    { name: 'unknown top-level key', input: { lisen: {} }, line: '(config): unknown key "lisen" (did you mean "listen"?)' },
+    { name: 'unknown nested keys', input: { key: { order: ['remote'], cokie: 'x', hops: 1 } }, line: 'key: unknown keys "cokie" (did you mean "cookie"?), "hops"' },
     { name: 'bad key source', input: { key: { order: ['ip'] } }, line: /^key\.order\.0: .*got "ip"$/ },
     { name: 'duplicate key source', input: { key: { order: ['remote', 'remote'] } }, line: /^key\.order: expected each key source at most once/ },
     { name: 'bad cookie name', input: { key: { cookie: 'a b' } }, line: /^key\.cookie: expected a cookie name/ },
@@ -78,10 +78,17 @@ t.test('flags override the file; auto means one worker per CPU', async (t) => {
     t.equal(result.config.listen.port, 8081);
     t.equal(result.config.workerCount, availableParallelism());
   }
-  t.same(parseCli(['--config', 'x.json', '--port', '80', '--workers', '3']), { ok: true, flags: { config: 'x.json', port: 80, workers: 3 } });
+  t.same(parseCli(['--config', 'x.json', '--port', '80', '--workers', '3']), { ok: true, flags: { config: 'x.json', port: 80, workers: 3 }, action: 'start' });
+  t.same(parseCli(['--admin-port', '9191', '--pretty']), { ok: true, flags: { adminPort: 9191, pretty: true }, action: 'start' });
+  for (const [argv, action] of [[['--help'], 'help'], [['-h'], 'help'], [['--version'], 'version'], [['-v'], 'version'], [['--check'], 'check'], [['-t', '--config', 'x.json'], 'check']] as const) {
+    t.match(parseCli(argv), { ok: true, action }, argv.join(' '));
+  }
+  const withAdminPort = resolveConfig({ admin: false }, { adminPort: 9191, pretty: true }, null);
+  t.match(withAdminPort, { ok: true, config: { admin: { host: '127.0.0.1', port: 9191 }, log: { pretty: true } } }, '--admin-port turns on an admin API the file turned off');
   const bad: Array<[string[], RegExp]> = [
     [['--port', '65536'], /^--port: expected a port number/],
-    [['--port', '-1'], /^command line: Option '--port' argument is ambiguous\.$/],
+    [['--port', '-1'], /^command line: Option '--port' argument is ambiguous\. \(see --help\)$/],
+    [['--admin-port', 'x'], /^--admin-port: expected a port number/],
     [['--workers', 'two'], /^--workers: expected a positive integer or "auto", got "two"$/],
     [['--workers', '0'], /^--workers: /],
     [['--bogus'], /^command line: /],
@@ -119,4 +126,27 @@ t.test('config.schema.json is the zod schema as JSON Schema (npm run schema writ
   t.ok(withSchema.ok, '"$schema" is accepted');
   const repository = loadConfig(['--config', join(ROOT_DIR, 'config.json')]);
   t.ok(repository.ok, "the repository's config.json (which names it) loads");
+});
+
+t.test('every error at once, each naming the file and the path, with a did-you-mean for a typo', async (t) => {
+  const { path } = tempConfig(JSON.stringify({ workers: { count: 'two', ap: './x.js' }, lisen: {}, admin: { host: '0.0.0.0' }, log: { levle: 'info' } }));
+  const result = loadConfig(['--config', path]);
+  t.notOk(result.ok);
+  if (result.ok) return;
+  t.equal(result.errors.length, 5, result.message);
+  for (const line of result.errors) t.ok(line.startsWith(`${path}: `), `names the file: ${line}`);
+  t.ok(result.errors.includes(`${path}: workers.count: expected a positive integer or "auto", got "two"`));
+  t.ok(result.errors.includes(`${path}: workers: unknown key "ap" (did you mean "app"?)`));
+  t.ok(result.errors.includes(`${path}: unknown key "lisen" (did you mean "listen"?)`));
+  t.ok(result.errors.includes(`${path}: log: unknown key "levle" (did you mean "level"?)`));
+  t.ok(result.errors.includes(`${path}: admin.token: expected a token: admin.host "0.0.0.0" is not a loopback address`));
+  t.equal(result.message, result.errors.join('\n'));
+  const far = resolveConfig({ workers: { zzzzzz: 1 } }, {}, null);
+  t.match(far, { ok: false, message: 'workers: unknown key "zzzzzz"' }, 'no suggestion when nothing is close');
+});
+
+t.test('admin.token: any address with a token; loopback without one', async (t) => {
+  t.ok(resolveConfig({ admin: { host: '0.0.0.0', token: 'a-long-enough-token' } }, {}, null).ok);
+  for (const host of ['127.0.0.1', '127.1.2.3', '::1', 'localhost']) t.ok(resolveConfig({ admin: { host } }, {}, null).ok, host);
+  t.match(resolveConfig({ admin: { host: '::', token: 'short' } }, {}, null), { ok: false, message: /^admin\.token: expected a token of at least 16 characters/ });
 });
