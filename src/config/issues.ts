@@ -42,19 +42,22 @@ function branches(node: SchemaNode): SchemaNode[] {
   return node.anyOf ? node.anyOf.flatMap(branches) : [node];
 }
 
-/** Edit distance (Levenshtein), for did-you-mean. */
+/** Edit distance counting a swap of neighbours as one edit (optimal string alignment), case-insensitive, for did-you-mean. */
 function distance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let diagonal = row[0] as number;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const above = row[j] as number;
-      row[j] = Math.min(above + 1, (row[j - 1] as number) + 1, diagonal + (a[i - 1]?.toLowerCase() === b[j - 1]?.toLowerCase() ? 0 : 1));
-      diagonal = above;
+  const x = a.toLowerCase();
+  const y = b.toLowerCase();
+  const d: number[][] = Array.from({ length: x.length + 1 }, (_, i) => Array.from({ length: y.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= x.length; i++) {
+    for (let j = 1; j <= y.length; j++) {
+      const row = d[i] as number[];
+      const above = d[i - 1] as number[];
+      const cost = x[i - 1] === y[j - 1] ? 0 : 1;
+      let best = Math.min((above[j] as number) + 1, (row[j - 1] as number) + 1, (above[j - 1] as number) + cost);
+      if (i > 1 && j > 1 && x[i - 1] === y[j - 2] && x[i - 2] === y[j - 1]) best = Math.min(best, ((d[i - 2] as number[])[j - 2] as number) + 1);
+      row[j] = best;
     }
   }
-  return row[b.length] as number;
+  return (d[x.length] as number[])[y.length] as number;
 }
 
 /** The known key closest to `key`, when it is close enough to be a typo (a third of its length, at least 1). */
