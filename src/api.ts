@@ -90,8 +90,18 @@ export interface Listeners {
   readonly admin: Server | null;
 }
 
+/**
+ * Where a new master's listening sockets come from on an upgrade: `take`
+ * asks for them and calls `onListener` for each as it arrives (the caller
+ * listens on it at once, in that call: until then the socket accepts into
+ * nothing), resolving once all were given.
+ */
+export interface ListenerSource {
+  take(onListener: (name: keyof Listeners, server: Server) => void): Promise<void>;
+}
+
 /** {@link startBalancer} for a config already validated (the command line's, with paths relative to its file). */
-export async function startResolved(config: ResolvedConfig, inherited: Partial<Listeners> = {}): Promise<CliBalancer> {
+export async function startResolved(config: ResolvedConfig, inherited: ListenerSource | null = null): Promise<CliBalancer> {
   const log = createLogger(config.log, { pid: process.pid });
   // Once, here: the workers run on the same Node with the same environment and take the same paths.
   for (const path of publicPathsTaken()) log.warn({ node: process.version, ...path }, 'a Node internal is not used; taking the public path');
@@ -168,24 +178,36 @@ export async function startResolved(config: ResolvedConfig, inherited: Partial<L
     return true;
   };
   // Every port is bound before 'listening' is announced; any bind failure ends the start.
-  let address: AddressInfo;
-  try {
-    address = await running.listen(inherited.listen);
-  } catch (error) {
-    return abandon(new BalancerStartError('ERR_LISTEN', `cannot listen on ${config.listen.host}:${config.listen.port}: ${describeListenError(error)}`));
-  }
   if (config.admin !== false) {
     const workerMetrics = async (): Promise<string> => aggregateWorkerMetrics(await pool.collectWorkerMetrics());
     admin = createAdminServer(pool, metrics, { scale, workerMetrics }, log, config.admin.token);
-    try {
-      const adminAddress = await listenAdmin(admin, config.admin.host, config.admin.port, inherited.admin ?? undefined);
-      log.info({ address: adminAddress.address, port: adminAddress.port, token: config.admin.token !== undefined }, 'admin listening');
-    } catch (error) {
-      return abandon(new BalancerStartError('ERR_LISTEN', `cannot listen on ${config.admin.host}:${config.admin.port} (admin API): ${describeListenError(error)}`));
-    }
     admin.unref();
   }
-  log.info({ address: address.address, port: address.port, workers: pool.readyCount(), handoff: pool.handoffMode, inherited: inherited.listen !== undefined }, 'listening');
+  const adminConfig = config.admin;
+  let listening: Promise<AddressInfo> | null = null;
+  let adminListening: Promise<AddressInfo> | null = null;
+  const listenOn = (name: keyof Listeners, server?: Server): void => {
+    if (name === 'listen') listening = running.listen(server);
+    else if (admin !== null && adminConfig !== false) adminListening = listenAdmin(admin, adminConfig.host, adminConfig.port, server);
+  };
+  if (inherited !== null) await inherited.take(listenOn);
+  if (listening === null) listenOn('listen');
+  let address: AddressInfo;
+  try {
+    address = await (listening as unknown as Promise<AddressInfo>);
+  } catch (error) {
+    return abandon(new BalancerStartError('ERR_LISTEN', `cannot listen on ${config.listen.host}:${config.listen.port}: ${describeListenError(error)}`));
+  }
+  if (admin !== null && adminConfig !== false) {
+    if (adminListening === null) listenOn('admin');
+    try {
+      const adminAddress = await (adminListening as unknown as Promise<AddressInfo>);
+      log.info({ address: adminAddress.address, port: adminAddress.port, token: adminConfig.token !== undefined }, 'admin listening');
+    } catch (error) {
+      return abandon(new BalancerStartError('ERR_LISTEN', `cannot listen on ${adminConfig.host}:${adminConfig.port} (admin API): ${describeListenError(error)}`));
+    }
+  }
+  log.info({ address: address.address, port: address.port, workers: pool.readyCount(), handoff: pool.handoffMode, inherited: inherited !== null }, 'listening');
 
 
   /** The config the workers are forked with (a reload replaces it). */

@@ -48,10 +48,9 @@ async function main(argv: readonly string[]): Promise<void> {
   const stopWhileStarting = (signal: NodeJS.Signals): void => process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
   process.once('SIGTERM', stopWhileStarting);
   process.once('SIGINT', stopWhileStarting);
-  const inherited = await (inheritedListeners() ?? Promise.resolve({}));
   let balancer;
   try {
-    balancer = await startResolved(config, inherited);
+    balancer = await startResolved(config, inheritedListeners());
   } catch (error) {
     // One message (an app's stack follows its first line unprefixed).
     if (error instanceof BalancerStartError) fail(error.code === 'ERR_CONFIG' ? EXIT_BAD_CONFIG : EXIT_START_FAILED, [error.message]);

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import type { Server } from 'node:net';
 import type { Logger } from 'pino';
-import type { Listeners } from '../api.js';
+import type { ListenerSource, Listeners } from '../api.js';
 
 /**
  * Upgrading the balancer itself without closing its ports (nginx's USR2,
@@ -16,6 +16,8 @@ import type { Listeners } from '../api.js';
 const UPGRADE_VARIABLE = 'STICKY_UPGRADE_FROM';
 
 type UpgradeMessage =
+  /** New → old: its workers are ready; send the sockets. */
+  | { readonly type: 'upgrade-send-listeners' }
   | { readonly type: 'upgrade-listener'; readonly name: keyof Listeners }
   | { readonly type: 'upgrade-listeners-sent' }
   | { readonly type: 'upgrade-ready'; readonly pid: number };
@@ -67,35 +69,43 @@ export function startSuccessor(listeners: Listeners, log: Logger): Promise<numbe
       finish(null);
     });
     child.on('message', (message: unknown) => {
-      if (isUpgradeMessage(message) && message.type === 'upgrade-ready') finish(message.pid);
+      if (!isUpgradeMessage(message)) return;
+      if (message.type === 'upgrade-ready') finish(message.pid);
+      if (message.type === 'upgrade-send-listeners' && !settled) {
+        // Only now: a socket it holds accepts from the shared queue at once, so it gets them when it can serve.
+        child.send({ type: 'upgrade-listener', name: 'listen' } satisfies UpgradeMessage, listeners.listen);
+        if (listeners.admin !== null) child.send({ type: 'upgrade-listener', name: 'admin' } satisfies UpgradeMessage, listeners.admin);
+        child.send({ type: 'upgrade-listeners-sent' } satisfies UpgradeMessage);
+      }
     });
-    child.send({ type: 'upgrade-listener', name: 'listen' } satisfies UpgradeMessage, listeners.listen);
-    if (listeners.admin !== null) child.send({ type: 'upgrade-listener', name: 'admin' } satisfies UpgradeMessage, listeners.admin);
-    child.send({ type: 'upgrade-listeners-sent' } satisfies UpgradeMessage);
-    log.info({ pid: child.pid }, 'upgrade: new master started with the listening sockets');
+    log.info({ successor: child.pid }, 'upgrade: new master starting; it gets the listening sockets when its workers are ready');
   });
 }
 
 /**
- * In a new master: the sockets the old one handed over, or null when this
- * process was not started by an upgrade.
+ * In a new master: where its listening sockets come from (the old master),
+ * or null when this process was not started by an upgrade.
  */
-export function inheritedListeners(): Promise<Partial<Listeners>> | null {
+export function inheritedListeners(): ListenerSource | null {
   if (process.env[UPGRADE_VARIABLE] === undefined || !process.send) return null;
   // Not passed on to the workers.
   delete process.env[UPGRADE_VARIABLE];
-  return new Promise((resolve) => {
-    const received: { listen?: Server; admin?: Server } = {};
-    const onMessage = (message: unknown, handle: unknown): void => {
-      if (!isUpgradeMessage(message)) return;
-      if (message.type === 'upgrade-listener' && handle !== undefined) received[message.name] = handle as Server;
-      if (message.type === 'upgrade-listeners-sent') {
-        process.off('message', onMessage);
-        resolve(received);
-      }
-    };
-    process.on('message', onMessage);
-  });
+  return {
+    take: (onListener) =>
+      new Promise((resolve) => {
+        const onMessage = (message: unknown, handle: unknown): void => {
+          if (!isUpgradeMessage(message)) return;
+          // In this very call: the socket is already accepting for a server that does nothing with what it accepts.
+          if (message.type === 'upgrade-listener' && handle !== undefined) onListener(message.name, handle as Server);
+          if (message.type === 'upgrade-listeners-sent') {
+            process.off('message', onMessage);
+            resolve();
+          }
+        };
+        process.on('message', onMessage);
+        process.send?.({ type: 'upgrade-send-listeners' } satisfies UpgradeMessage);
+      }),
+  };
 }
 
 /** In a new master, once it serves: tells the old one, and lets go of the channel to it. */
