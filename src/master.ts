@@ -40,7 +40,7 @@ async function main(argv: readonly string[]): Promise<void> {
     const failure = await checkAppLoads(config.appPath);
     if (failure !== null) fail(EXIT_BAD_CONFIG, [`workers.app ${config.appPath} does not load:\n${failure}`]);
     const tls = config.tls ? ', TLS files read' : '';
-    process.stdout.write(`${config.configPath === null ? 'built-in defaults' : displayPath(config.configPath)}: ok (${config.workerCount} workers, app ${config.appPath} loads${tls})\n`);
+    process.stdout.write(`${config.configPath === null ? 'built-in defaults' : displayPath(config.configPath)}: ok (${config.workerCount} workers, app ${displayPath(config.appPath)} loads${tls})\n`);
     return;
   }
 

@@ -33,3 +33,18 @@ t.test("the README's curl session gives the same workers and keys on a real run 
     for (const field of ['worker', 'key', 'keySource', 'clientIp', 'xff']) t.equal(real[field], answer[field], `curl ${args.join(' ')}: ${field}`);
   }
 });
+
+/** The output the README shows under `$ <command>` in a plain code block. */
+function shownOutput(command: string): string {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const start = readme.indexOf(`\n$ ${command}\n`);
+  if (start === -1) throw new Error(`the README does not show \`${command}\``);
+  const from = start + command.length + 4;
+  return readme.slice(from, readme.indexOf('```', from));
+}
+
+t.test("the README shows the real output of --help and --check on the repository's config.json", async (t) => {
+  const run = (args: string[]) => execFileSync(process.execPath, [join(ROOT, 'dist', 'master.js'), ...args], { cwd: ROOT, encoding: 'utf8' });
+  t.equal(shownOutput('node dist/master.js --help'), run(['--help']));
+  t.equal(shownOutput('node dist/master.js --check'), run(['--check']));
+});
