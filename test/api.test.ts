@@ -1,3 +1,5 @@
+import { once } from 'node:events';
+import { join } from 'node:path';
 import net from 'node:net';
 import t from 'tap';
 import { BalancerStartError, startBalancer } from '../src/index.js';
@@ -52,4 +54,18 @@ t.test('reload(options) validates like the first start and applies the new confi
   t.equal(result.replaced, 1, 'the one worker replaced');
   t.equal(balancer.config.workerCount, 2, 'the new config is in effect');
   t.equal(balancer.workers().filter((worker) => worker.state === 'ready').length, 2, 'workers.count followed');
+});
+
+t.test('an app that does not load rejects with ERR_APP_START and its stack; a port in use with ERR_LISTEN', async (t) => {
+  const throwing = join(__dirname, 'fixtures', 'throwing-app.js');
+  const failed = await startBalancer({ listen: { host: '127.0.0.1', port: 0 }, workers: { count: 2, app: throwing }, admin: false, log: { level: 'silent' } }).catch((caught: unknown) => caught);
+  t.ok(failed instanceof BalancerStartError);
+  t.equal((failed as BalancerStartError).code, 'ERR_APP_START');
+  t.match((failed as Error).message, /failed to load:\nError: boom at load\n\s+at loadConfiguration/);
+  const holder = net.createServer().listen(0, '127.0.0.1');
+  await once(holder, 'listening');
+  t.teardown(() => holder.close());
+  const port = (holder.address() as net.AddressInfo).port;
+  const taken = await startBalancer({ listen: { host: '127.0.0.1', port }, workers: { count: 1, app: DEMO_APP }, admin: false, log: { level: 'silent' } }).catch((caught: unknown) => caught);
+  t.match(taken, { code: 'ERR_LISTEN', message: `cannot listen on 127.0.0.1:${port}: EADDRINUSE (address already in use)` });
 });

@@ -42,7 +42,7 @@ async function onPublicPath(t: Test, group: PublicPath, overrides: Record<string
   t.teardown(() => balancer.stop());
   const warned = balancer.logs.filter((line) => line.internal === group);
   t.equal(warned.length, 1, `one warn line names ${group}`);
-  t.equal(warned[0]?.level, 40, 'at warn');
+  t.equal(warned[0]?.level, 'warn', 'at warn');
   t.equal(warned[0]?.instead, PUBLIC_PATHS[group].instead, 'saying what it does instead');
   return balancer;
 }
