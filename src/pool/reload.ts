@@ -6,7 +6,8 @@ import type { ResolvedConfig } from '../config/load.js';
  * limits, log level, inspect, tls, stickyCookie, accessLog) takes effect in the
  * rolling restart. What the master itself holds — its listening socket, the
  * admin server, the key rules and PROXY policy it decides with, its peek
- * limits and its own inspect rules — needs a restart of the master; those paths
+ * limits, its own inspect rules, the health check it answers and the form of
+ * its own log lines — needs a restart of the master; those paths
  * are returned so that the master can say so.
  */
 
@@ -20,6 +21,8 @@ export const RESTART_ONLY_PATHS = [
   'limits.peekTimeoutMs',
   'limits.maxConnections',
   'inspect',
+  'health',
+  'log.pretty',
 ] as const;
 
 function at(config: ResolvedConfig, path: string): unknown {
