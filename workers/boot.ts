@@ -1,4 +1,4 @@
-import { isMasterMessage } from '../src/pool/messages.js';
+import { isMasterMessage, type WorkerMessage } from '../src/pool/messages.js';
 import { setWorkerStart } from './start.js';
 
 /**
@@ -14,3 +14,6 @@ const onMessage = (message: unknown): void => {
   require('./runtime.js');
 };
 process.on('message', onMessage);
+// Asked for, not sent unasked: modules preloaded before this one (--import, --require, coverage) let the
+// event loop turn first, and a message that arrives with no listener is lost.
+process.send?.({ type: 'boot' } satisfies WorkerMessage);

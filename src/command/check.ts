@@ -10,7 +10,7 @@ const CHECK_TIMEOUT_MS = 30_000;
  */
 export function checkAppLoads(appPath: string): Promise<string | null> {
   return new Promise((resolve) => {
-    const child = fork(join(__dirname, '..', '..', 'workers', 'check-app.js'), [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], serialization: 'json' });
+    const child = fork(join(__dirname, '..', '..', 'workers', 'check-app.js'), [appPath], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], serialization: 'json' });
     let answered = false;
     const finish = (result: string | null): void => {
       if (answered) return;
@@ -23,6 +23,5 @@ export function checkAppLoads(appPath: string): Promise<string | null> {
     child.on('message', (answer: { ok?: boolean; error?: string }) => finish(answer.ok === true ? null : (answer.error ?? 'the app failed to load')));
     child.on('exit', (code, signal) => finish(`${appPath}: the process loading it exited (${signal ?? `code ${code}`}) before it said`));
     child.on('error', (error) => finish(`cannot start a process to load the app: ${error.message}`));
-    child.send({ appPath });
   });
 }

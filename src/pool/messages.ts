@@ -33,6 +33,8 @@ export type MasterMessage =
 
 /** Worker → master. */
 export type WorkerMessage =
+  /** The worker's entry module is listening for messages: send the start message. */
+  | { readonly type: 'boot' }
   /** The app could not be loaded (`error`: its stack); the worker exits 1 next. */
   | { readonly type: 'failed'; readonly error: string }
   /** The app is loaded; send connections (on the fd channel when `fdChannel` is true). */

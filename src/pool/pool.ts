@@ -43,6 +43,8 @@ export interface WorkerProc {
   failure: string | null;
   /** It went away while still starting (set when its channel or process is first seen gone). */
   goneStarting: boolean;
+  /** Its start message, sent once it asks (null after). */
+  start: Extract<MasterMessage, { type: 'start' }> | null;
 }
 
 /** One entry of `GET /workers`. */
@@ -458,8 +460,11 @@ export class WorkerPool {
       startedAt: Date.now(),
       failure: null,
       goneStarting: false,
+      start: null,
     };
-    this.send(proc, { type: 'start', config: this.config, slot, fdChannel: pair === null ? null : WORKER_FD_CHANNEL, linkDir }, undefined, () => {});
+    // Sent when the worker asks (a 'boot' message): before its entry module ran, a message would find no listener
+    // (preloaded modules, --import hooks or a coverage tool run first, with the event loop turning).
+    proc.start = { type: 'start', config: this.config, slot, fdChannel: pair === null ? null : WORKER_FD_CHANNEL, linkDir };
     if (pair !== null && this.fdpass !== null) {
       proc.handoff = new HandoffSender(
         this.fdpass,
@@ -508,6 +513,10 @@ export class WorkerPool {
         return;
       case 'ack':
         this.hooks.onAck(proc, message.id);
+        return;
+      case 'boot':
+        if (proc.start !== null) this.send(proc, proc.start, undefined, () => {});
+        proc.start = null;
         return;
       case 'failed':
         if (typeof message.error === 'string') proc.failure = message.error;

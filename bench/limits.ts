@@ -1,0 +1,77 @@
+/**
+ * What limits.perClient costs through the balancer: the hand-off rate and
+ * the CPU per connection or request (master + workers, from /proc/<pid>/stat),
+ * limits off against every limit on (none reached), with 1000 distinct
+ * X-Forwarded-For clients (bench/apps/xff.lua). Both balancers run at once
+ * (the idle one costs nothing) and the rounds alternate which one goes first.
+ *
+ *   npm run build && node dist/bench/limits.js [rounds] [seconds]
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT, getText, median, startMaster, type BenchMaster } from './lib/master.js';
+
+const ROUNDS = Number(process.argv[2] ?? 7);
+const SECONDS = Number(process.argv[3] ?? 4);
+const LUA = join(ROOT, 'bench', 'apps', 'xff.lua');
+/** Every connection and request is checked, and none is refused. */
+const LIMITS = { perClient: { maxConnections: 10_000, connectionsPerSecond: 1_000_000, requestsPerSecond: 1_000_000 } };
+
+/** CPU seconds (user + system) of a process so far, from /proc/<pid>/stat (utime and stime, fields 14 and 15). */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+async function pids(master: BenchMaster): Promise<number[]> {
+  const workers = JSON.parse(await getText(master.adminPort, '/workers')) as Array<{ pid: number }>;
+  return [master.proc.pid as number, ...workers.map((worker) => worker.pid)];
+}
+
+/** One wrk run: requests per second, and CPU µs per request over the balancer's processes. */
+function run(port: number, processes: readonly number[], shape: 'close' | 'random'): { rps: number; cpuUs: number } {
+  const before = processes.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+  const out = execFileSync('wrk', ['-t1', '-c50', `-d${SECONDS}s`, '-s', LUA, `http://127.0.0.1:${port}/`, '--', shape === 'close' ? 'close' : 'random'], { encoding: 'utf8' });
+  const cpu = processes.reduce((sum, pid) => sum + cpuSeconds(pid), 0) - before;
+  const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
+  if (/Non-2xx|Socket errors/.test(out)) console.log(out);
+  return { rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0), cpuUs: (cpu / requests) * 1e6 };
+}
+
+async function main(): Promise<void> {
+  const off = await startMaster({ log: { level: 'warn' } });
+  const on = await startMaster({ log: { level: 'warn' }, limits: LIMITS });
+  try {
+    const processes = new Map([
+      [off, await pids(off)],
+      [on, await pids(on)],
+    ]);
+    console.log(`limits.perClient off vs on, wrk -t1 -c50 -d${SECONDS}s, 1000 X-Forwarded-For clients, ${ROUNDS} alternating rounds; node ${process.version}`);
+    for (const shape of ['close', 'random'] as const) {
+      const label = shape === 'close' ? 'new connection per request' : 'keep-alive, random client per request';
+      for (const master of [off, on]) run(master.port, processes.get(master) as number[], shape); // warm-up, not counted
+      const results = { off: [] as Array<{ rps: number; cpuUs: number }>, on: [] as Array<{ rps: number; cpuUs: number }> };
+      for (let round = 0; round < ROUNDS; round++) {
+        for (const name of round % 2 === 0 ? (['off', 'on'] as const) : (['on', 'off'] as const)) {
+          const master = name === 'off' ? off : on;
+          const result = run(master.port, processes.get(master) as number[], shape);
+          results[name].push(result);
+          console.log(`${label}, round ${round + 1}, limits ${name.padEnd(3)}: ${result.rps.toFixed(0)} req/s, ${result.cpuUs.toFixed(1)} µs CPU per request`);
+        }
+      }
+      const rate = results.on.map((r, i) => r.rps / (results.off[i] as { rps: number }).rps);
+      const cpu = results.on.map((r, i) => r.cpuUs / (results.off[i] as { cpuUs: number }).cpuUs);
+      console.log(
+        `${label}: rate on/off per round ${rate.map((x) => x.toFixed(3)).join(', ')}, median ${median(rate).toFixed(3)}; ` +
+          `CPU on/off per round ${cpu.map((x) => x.toFixed(3)).join(', ')}, median ${median(cpu).toFixed(3)} ` +
+          `(medians off ${median(results.off.map((r) => r.rps)).toFixed(0)} req/s ${median(results.off.map((r) => r.cpuUs)).toFixed(1)} µs, ` +
+          `on ${median(results.on.map((r) => r.rps)).toFixed(0)} req/s ${median(results.on.map((r) => r.cpuUs)).toFixed(1)} µs)`,
+      );
+    }
+  } finally {
+    await Promise.all([off.stop(), on.stop()]);
+  }
+}
+
+void main();
