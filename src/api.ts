@@ -178,37 +178,39 @@ export async function startResolved(config: ResolvedConfig, inherited: ListenerS
     return true;
   };
   // Every port is bound before 'listening' is announced; any bind failure ends the start.
+  const listeners: Record<keyof Listeners, ((server?: Server) => Promise<AddressInfo>) | null> = { listen: (server) => running.listen(server), admin: null };
   if (config.admin !== false) {
+    const { host, port, token } = config.admin;
     const workerMetrics = async (): Promise<string> => aggregateWorkerMetrics(await pool.collectWorkerMetrics());
-    admin = createAdminServer(pool, metrics, { scale, workerMetrics }, log, config.admin.token);
-    admin.unref();
+    const adminServer = createAdminServer(pool, metrics, { scale, workerMetrics }, log, token);
+    adminServer.unref();
+    admin = adminServer;
+    listeners.admin = (server) => listenAdmin(adminServer, host, port, server);
   }
   const adminConfig = config.admin;
-  let listening: Promise<AddressInfo> | null = null;
-  let adminListening: Promise<AddressInfo> | null = null;
+  /** Each port's bind, under way or done (an upgrade starts them as the old master's sockets arrive). */
+  const binds = new Map<keyof Listeners, Promise<AddressInfo>>();
   const listenOn = (name: keyof Listeners, server?: Server): void => {
-    if (name === 'listen') listening = running.listen(server);
-    else if (admin !== null && adminConfig !== false) adminListening = listenAdmin(admin, adminConfig.host, adminConfig.port, server);
+    const bind = listeners[name]?.(server);
+    if (bind === undefined) return;
+    bind.catch(() => {}); // awaited below, in order; not an unhandled rejection meanwhile
+    binds.set(name, bind);
   };
   if (inherited !== null) await inherited.take(listenOn);
-  if (listening === null) listenOn('listen');
-  let address: AddressInfo;
-  try {
-    address = await (listening as unknown as Promise<AddressInfo>);
-  } catch (error) {
-    return abandon(new BalancerStartError('ERR_LISTEN', `cannot listen on ${config.listen.host}:${config.listen.port}: ${describeListenError(error)}`));
-  }
-  if (admin !== null && adminConfig !== false) {
-    if (adminListening === null) listenOn('admin');
+  const bound = async (name: keyof Listeners, where: string): Promise<AddressInfo> => {
+    if (!binds.has(name)) listenOn(name);
     try {
-      const adminAddress = await (adminListening as unknown as Promise<AddressInfo>);
-      log.info({ address: adminAddress.address, port: adminAddress.port, token: adminConfig.token !== undefined }, 'admin listening');
+      return await (binds.get(name) as Promise<AddressInfo>);
     } catch (error) {
-      return abandon(new BalancerStartError('ERR_LISTEN', `cannot listen on ${adminConfig.host}:${adminConfig.port} (admin API): ${describeListenError(error)}`));
+      return abandon(new BalancerStartError('ERR_LISTEN', `cannot listen on ${where}: ${describeListenError(error)}`));
     }
+  };
+  const address = await bound('listen', `${config.listen.host}:${config.listen.port}`);
+  if (adminConfig !== false) {
+    const adminAddress = await bound('admin', `${adminConfig.host}:${adminConfig.port} (admin API)`);
+    log.info({ address: adminAddress.address, port: adminAddress.port, token: adminConfig.token !== undefined }, 'admin listening');
   }
   log.info({ address: address.address, port: address.port, workers: pool.readyCount(), handoff: pool.handoffMode, inherited: inherited !== null }, 'listening');
-
 
   /** The config the workers are forked with (a reload replaces it). */
   let workerConfig = config;

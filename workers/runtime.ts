@@ -271,7 +271,7 @@ async function main(): Promise<void> {
   server.on('request', () => requestsServed.inc());
   installRequestHooks(server, requestHooks);
   installUpgradeHooks(server, upgradeHooks);
-  if (config.tls) tlsFront = createTlsFront(server, config.tls, { handshakeTimeoutMs: config.limits.peekTimeoutMs }, log);
+  if (config.tls) tlsFront = createTlsFront(server, config.tls, { handshakeTimeoutMs: config.limits.peekTimeoutMs, headersTimeoutMs: config.limits.headersTimeoutMs }, log);
   process.on('message', (message: unknown, handle: unknown) => {
     if (!isMasterMessage(message)) return;
     const handler = handlers[message.type] as ((m: MasterMessage, h: net.Socket | object | undefined) => void) | undefined;

@@ -36,6 +36,8 @@ export interface TlsFront {
 export interface TlsFrontOptions {
   /** A client must finish its handshake within this (the master's peekTimeoutMs: it could not see it). */
   readonly handshakeTimeoutMs: number;
+  /** An HTTP/2 session must complete its first request's headers within this (limits.headersTimeoutMs, as for HTTP/1). */
+  readonly headersTimeoutMs: number;
 }
 
 /**
@@ -93,7 +95,18 @@ export function createTlsFront(app: net.Server, section: TlsSection, options: Tl
     h2.on('request', (req, res) => app.emit('request', req, res));
     h2.on('session', (session) => {
       sessions.add(session);
-      session.once('close', () => sessions.delete(session));
+      // http.Server's headersTimeout for HTTP/2: a session that opens no stream (a client that sends
+      // the preface and then nothing, or HEADERS without their end) is closed, not kept forever.
+      const headersTimer = setTimeout(() => {
+        log.debug({ client: session.socket?.remoteAddress, timeoutMs: options.headersTimeoutMs }, 'http2 session sent no request headers in time; closing');
+        session.destroy();
+      }, options.headersTimeoutMs);
+      headersTimer.unref();
+      session.once('stream', () => clearTimeout(headersTimer));
+      session.once('close', () => {
+        clearTimeout(headersTimer);
+        sessions.delete(session);
+      });
     });
   }
   front.on('secureConnection', (socket: tls.TLSSocket) => {

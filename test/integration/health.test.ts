@@ -42,6 +42,7 @@ t.test('health.path on the traffic port, with proxyProtocol required, as an NLB 
 
   // SIGTERM: the check fails at once while the app still serves, for graceMs.
   balancer.proc.kill('SIGTERM');
+  await balancer.waitForLog((line) => line.msg === 'stopping: health check failing, still serving');
   const stopping = await exchange(balancer.port, Buffer.concat([LOCAL, head('GET', '/healthz')]));
   t.equal(status(stopping), 503, 'stopping: 503');
   t.same(JSON.parse(stopping.slice(stopping.indexOf('\r\n\r\n') + 4)), { status: 'stopping', workers: 2 });

@@ -249,6 +249,33 @@ t.test('TLS', { skip: noOpenssl ?? false }, async (t) => {
     t.match(Buffer.concat(chunks).toString(), /^HTTP\/1\.1 408 /, '408 Request Timeout, then closed');
   });
 
+  t.test('an HTTP/2 session that sends no request headers is closed after limits.headersTimeoutMs', async (t) => {
+    const balancer = await startBalancer({ tls: { ...tlsFiles(ca, first, 'h2-slow'), http2: true }, limits: { headersTimeoutMs: 1500, requestTimeoutMs: 3000 } });
+    t.teardown(() => balancer.stop());
+    const socket = await tlsConnect(balancer.port, ca.caPem, { proxyFrom: '198.51.100.26', alpn: ['h2'] });
+    t.equal(socket.alpnProtocol, 'h2');
+    let received = 0;
+    socket.on('data', (chunk: Buffer) => (received += chunk.length));
+    socket.on('error', () => {});
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    // The client preface and an empty SETTINGS frame, then nothing: no HEADERS ever.
+    socket.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1'), Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])]));
+    await closed;
+    t.ok(received > 0, 'the server spoke HTTP/2 (its SETTINGS) before closing');
+    // A session that does send a request is not cut by the same timer.
+    const raw = await connect(balancer.port);
+    const session = http2.connect(`https://localhost:${balancer.port}`, { createConnection: () => tls.connect({ socket: raw, ca: ca.caPem, servername: 'localhost', ALPNProtocols: ['h2'] }) });
+    t.teardown(() => session.destroy());
+    const status = await new Promise<number>((resolve, reject) => {
+      const stream = session.request({ ':path': '/' });
+      stream.on('response', (headers) => resolve(Number(headers[':status'])));
+      stream.on('error', reject);
+      stream.resume();
+      stream.end();
+    });
+    t.equal(status, 200);
+  });
+
   t.test('SIGHUP: new handshakes present the new certificate, a request loop sees zero failures', async (t) => {
     const files = tlsFiles(ca, first, 'rotate');
     const balancer = await startBalancer({ tls: files });
