@@ -15,8 +15,10 @@ import { ROOT, getText, median, startMaster, type BenchMaster } from './lib/mast
 const ROUNDS = Number(process.argv[2] ?? 7);
 const SECONDS = Number(process.argv[3] ?? 4);
 const LUA = join(ROOT, 'bench', 'apps', 'xff.lua');
-/** Every connection and request is checked, and none is refused. */
-const LIMITS = { perClient: { maxConnections: 10_000, connectionsPerSecond: 1_000_000, requestsPerSecond: 1_000_000 } };
+/** Every connection and request is checked, and none is refused (or the perClient object in LIMITS_JSON, to split the cost). */
+const LIMITS = { perClient: process.env.LIMITS_JSON ? (JSON.parse(process.env.LIMITS_JSON) as object) : { maxConnections: 10_000, connectionsPerSecond: 1_000_000, requestsPerSecond: 1_000_000 } };
+/** `close` or `random` in SHAPES (comma-separated) to run one shape only. */
+const SHAPES = (process.env.SHAPES ?? 'close,random').split(',') as Array<'close' | 'random'>;
 
 /** CPU seconds (user + system) of a process so far, from /proc/<pid>/stat (utime and stime, fields 14 and 15). */
 function cpuSeconds(pid: number): number {
@@ -40,15 +42,15 @@ function run(port: number, processes: readonly number[], shape: 'close' | 'rando
 }
 
 async function main(): Promise<void> {
-  const off = await startMaster({ log: { level: 'warn' } });
-  const on = await startMaster({ log: { level: 'warn' }, limits: LIMITS });
+  const off = await startMaster();
+  const on = await startMaster({ limits: LIMITS });
   try {
     const processes = new Map([
       [off, await pids(off)],
       [on, await pids(on)],
     ]);
-    console.log(`limits.perClient off vs on, wrk -t1 -c50 -d${SECONDS}s, 1000 X-Forwarded-For clients, ${ROUNDS} alternating rounds; node ${process.version}`);
-    for (const shape of ['close', 'random'] as const) {
+    console.log(`limits.perClient off vs on (${JSON.stringify(LIMITS.perClient)}), wrk -t1 -c50 -d${SECONDS}s, 1000 X-Forwarded-For clients, ${ROUNDS} alternating rounds; node ${process.version}`);
+    for (const shape of SHAPES) {
       const label = shape === 'close' ? 'new connection per request' : 'keep-alive, random client per request';
       for (const master of [off, on]) run(master.port, processes.get(master) as number[], shape); // warm-up, not counted
       const results = { off: [] as Array<{ rps: number; cpuUs: number }>, on: [] as Array<{ rps: number; cpuUs: number }> };
