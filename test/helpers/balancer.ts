@@ -301,3 +301,13 @@ export function readResponse(socket: net.Socket): Promise<RawResponse> {
     socket.once('close', onClose);
   });
 }
+
+/** Whether a process is alive (signal 0 probes without sending anything). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,20 +1,11 @@
 import { join } from 'node:path';
 import t from 'tap';
 import { allReady, getMetricsText, getWorkers, putWorkers, type WorkerEntry } from '../helpers/admin.js';
-import { DEMO_APP, ROOT, connect, demoGet, pollUntil, readAll, request, startBalancer, type DemoAnswer } from '../helpers/balancer.js';
+import { DEMO_APP, ROOT, connect, demoGet, isAlive, pollUntil, readAll, request, startBalancer, type DemoAnswer } from '../helpers/balancer.js';
 import { clientKeys, mapKeys, preference } from '../helpers/pool.js';
 import { parseExposition, sumOf } from '../helpers/prometheus.js';
 
 t.setTimeout(240_000);
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 t.test('scaling 2 → 3 → 2 (PUT /workers, then SIGTTIN/SIGTTOU) moves only the new slot’s keys, and back', async (t) => {
   const balancer = await startBalancer({ workers: { count: 2, app: DEMO_APP } });

@@ -1,23 +1,13 @@
 import t from 'tap';
-import { pollUntil, request, startBalancer } from '../helpers/balancer.js';
+import { isAlive, pollUntil, request, startBalancer } from '../helpers/balancer.js';
 import { getWorkers } from '../helpers/admin.js';
-
-/** Whether a process is alive (signal 0 probes without sending anything). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 t.test('SIGUSR2: a new master takes over the listening sockets; a request loop sees no failure across 3 upgrades', async (t) => {
   const balancer = await startBalancer({ workers: { count: 2 } });
   let master = balancer.proc.pid as number;
   t.teardown(async () => {
-    if (alive(master)) process.kill(master, 'SIGTERM');
-    await pollUntil(() => (alive(master) ? undefined : true), 30_000).catch(() => process.kill(master, 'SIGKILL'));
+    if (isAlive(master)) process.kill(master, 'SIGTERM');
+    await pollUntil(() => (isAlive(master) ? undefined : true), 30_000).catch(() => process.kill(master, 'SIGKILL'));
   });
   const adminPort = balancer.adminPort as number;
 
@@ -51,7 +41,7 @@ t.test('SIGUSR2: a new master takes over the listening sockets; a request loop s
     const ready = await pollUntil(() => balancer.logs.find((line) => line.pid === previous && line.msg === 'upgrade: the new master is ready; this one drains and exits'), 60_000);
     master = ready.successor as number;
     t.not(master, previous, `run ${run}: a new master (${master})`);
-    await pollUntil(() => (alive(previous) ? undefined : true), 60_000);
+    await pollUntil(() => (isAlive(previous) ? undefined : true), 60_000);
     t.pass(`run ${run}: the old master ${previous} exited`);
     const newWorkers = (await getWorkers(adminPort)).map((entry) => entry.pid);
     t.equal(newWorkers.length, 2, `run ${run}: the admin port answers from the new master`);
