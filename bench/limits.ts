@@ -31,14 +31,22 @@ async function pids(master: BenchMaster): Promise<number[]> {
   return [master.proc.pid as number, ...workers.map((worker) => worker.pid)];
 }
 
-/** One wrk run: requests per second, and CPU µs per request over the balancer's processes. */
-function run(port: number, processes: readonly number[], shape: 'close' | 'random'): { rps: number; cpuUs: number } {
-  const before = processes.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+interface Result {
+  rps: number;
+  /** CPU µs per request over the master and the workers, and the master's share of it. */
+  cpuUs: number;
+  masterUs: number;
+}
+
+/** One wrk run: requests per second, and CPU µs per request over the balancer's processes (the master first). */
+function run(port: number, processes: readonly number[], shape: 'close' | 'random'): Result {
+  const before = processes.map(cpuSeconds);
   const out = execFileSync('wrk', ['-t1', '-c50', `-d${SECONDS}s`, '-s', LUA, `http://127.0.0.1:${port}/`, '--', shape === 'close' ? 'close' : 'random'], { encoding: 'utf8' });
-  const cpu = processes.reduce((sum, pid) => sum + cpuSeconds(pid), 0) - before;
+  const spent = processes.map((pid, i) => cpuSeconds(pid) - (before[i] as number));
   const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
   if (/Non-2xx|Socket errors/.test(out)) console.log(out);
-  return { rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0), cpuUs: (cpu / requests) * 1e6 };
+  const perRequestUs = (seconds: number): number => (seconds / requests) * 1e6;
+  return { rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0), cpuUs: perRequestUs(spent.reduce((a, b) => a + b, 0)), masterUs: perRequestUs(spent[0] as number) };
 }
 
 async function main(): Promise<void> {
@@ -53,13 +61,13 @@ async function main(): Promise<void> {
     for (const shape of SHAPES) {
       const label = shape === 'close' ? 'new connection per request' : 'keep-alive, random client per request';
       for (const master of [off, on]) run(master.port, processes.get(master) as number[], shape); // warm-up, not counted
-      const results = { off: [] as Array<{ rps: number; cpuUs: number }>, on: [] as Array<{ rps: number; cpuUs: number }> };
+      const results = { off: [] as Result[], on: [] as Result[] };
       for (let round = 0; round < ROUNDS; round++) {
         for (const name of round % 2 === 0 ? (['off', 'on'] as const) : (['on', 'off'] as const)) {
           const master = name === 'off' ? off : on;
           const result = run(master.port, processes.get(master) as number[], shape);
           results[name].push(result);
-          console.log(`${label}, round ${round + 1}, limits ${name.padEnd(3)}: ${result.rps.toFixed(0)} req/s, ${result.cpuUs.toFixed(1)} µs CPU per request`);
+          console.log(`${label}, round ${round + 1}, limits ${name.padEnd(3)}: ${result.rps.toFixed(0)} req/s, ${result.cpuUs.toFixed(1)} µs CPU per request (master ${result.masterUs.toFixed(1)})`);
         }
       }
       const rate = results.on.map((r, i) => r.rps / (results.off[i] as { rps: number }).rps);
@@ -68,7 +76,8 @@ async function main(): Promise<void> {
         `${label}: rate on/off per round ${rate.map((x) => x.toFixed(3)).join(', ')}, median ${median(rate).toFixed(3)}; ` +
           `CPU on/off per round ${cpu.map((x) => x.toFixed(3)).join(', ')}, median ${median(cpu).toFixed(3)} ` +
           `(medians off ${median(results.off.map((r) => r.rps)).toFixed(0)} req/s ${median(results.off.map((r) => r.cpuUs)).toFixed(1)} µs, ` +
-          `on ${median(results.on.map((r) => r.rps)).toFixed(0)} req/s ${median(results.on.map((r) => r.cpuUs)).toFixed(1)} µs)`,
+          `on ${median(results.on.map((r) => r.rps)).toFixed(0)} req/s ${median(results.on.map((r) => r.cpuUs)).toFixed(1)} µs; ` +
+          `master µs off ${median(results.off.map((r) => r.masterUs)).toFixed(1)}, on ${median(results.on.map((r) => r.masterUs)).toFixed(1)})`,
       );
     }
   } finally {
