@@ -302,6 +302,8 @@ async function main(): Promise<void> {
   // SIGINT reaches the whole process group on Ctrl-C; the master decides when workers stop.
   process.on('SIGINT', () => {});
   send({ type: 'ready', fdChannel: fdReceiver !== null });
+  // While this timer fires the event loop turns; when it stops (a blocked loop, SIGSTOP) the master routes around this worker.
+  setInterval(() => send({ type: 'heartbeat' }), config.workers.heartbeatMs).unref();
 }
 
 main().catch((error: unknown) => {

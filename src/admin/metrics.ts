@@ -76,6 +76,13 @@ export class MasterMetrics {
     registers: [this.registry],
   });
 
+  readonly unresponsive = new Counter({
+    name: 'sticky_worker_unresponsive_total',
+    help: 'Times a worker stopped answering (reason: silent, no message for workers.unresponsiveMs; ack-timeout, a hand-off not acknowledged within workers.ackTimeoutMs)',
+    labelNames: ['worker', 'reason'] as const,
+    registers: [this.registry],
+  });
+
   readonly fallbacks = new Counter({
     name: 'sticky_fallbacks_total',
     help: "Connections sent to a key's next choice: its slot was not ready, over its load bound, or the send failed",

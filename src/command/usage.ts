@@ -17,7 +17,7 @@ const FLAGS: { readonly [K in keyof typeof CLI_OPTIONS]: readonly [argument: str
 const SECTIONS: { readonly [K in keyof typeof configSchema.shape]: string } = {
   $schema: 'path of config.schema.json, for editors (ignored)',
   listen: 'host, port: where clients connect',
-  workers: 'count, app, drainTimeoutMs, handoff: the worker processes and the app they run',
+  workers: 'count, app, drainTimeoutMs, handoff, heartbeatMs, unresponsiveMs, ackTimeoutMs, killUnresponsiveMs: the worker processes',
   key: 'order, cookie, forwardedTrustedHops, reuse: where the client key comes from',
   proxyProtocol: 'mode (off|optional|required), trustedFrom: PROXY protocol v1/v2',
   limits: 'peekBytes, peekTimeoutMs, maxConnections, headersTimeoutMs, requestTimeoutMs, perClient',

@@ -30,7 +30,15 @@ const workers = z.strictObject({
    * else Node's IPC channel; "ipc" always uses Node's IPC channel.
    */
   handoff: z.enum(['auto', 'ipc']).default('auto'),
-});
+  /** How often a worker tells the master it is alive (any message counts). */
+  heartbeatMs: positiveInt.default(1000),
+  /** A worker the master has heard nothing from for this long is unresponsive: its keys go to their next slot. */
+  unresponsiveMs: positiveInt.default(3000),
+  /** A hand-off delivered this long ago and still not acknowledged makes its worker unresponsive too. */
+  ackTimeoutMs: positiveInt.default(2000),
+  /** An unresponsive worker is killed (and respawned into its slot) after this long; 0: never. */
+  killUnresponsiveMs: z.number().int().min(0).default(60_000),
+}).refine((workers) => workers.heartbeatMs < workers.unresponsiveMs, { path: ['heartbeatMs'], message: 'expected less than workers.unresponsiveMs (a healthy worker must be heard from in time)' });
 
 const key = z.strictObject({
   order: z
@@ -152,7 +160,7 @@ export const configSchema = z.strictObject({
   /** Where an editor finds the JSON Schema of this file (config.schema.json); ignored here. */
   $schema: z.string().optional(),
   listen: listen.default({ host: '0.0.0.0', port: 8080 }),
-  workers: workers.default({ count: 2, app: './dist/workers/demo-app.js', drainTimeoutMs: 10_000, handoff: 'auto' }),
+  workers: workers.default({ count: 2, app: './dist/workers/demo-app.js', drainTimeoutMs: 10_000, handoff: 'auto', heartbeatMs: 1000, unresponsiveMs: 3000, ackTimeoutMs: 2000, killUnresponsiveMs: 60_000 }),
   key: key.default({ order: ['proxy', 'forwarded', 'remote'], cookie: 'sid', forwardedTrustedHops: 1 }),
   proxyProtocol: proxyProtocol.default({ mode: 'optional', trustedFrom: ['127.0.0.0/8', '::1/128'] }),
   limits: limits.default({ peekBytes: 16384, peekTimeoutMs: 5000, headersTimeoutMs: 60_000, requestTimeoutMs: 300_000 }),

@@ -132,6 +132,14 @@ interface Queued extends BatchEntry {
   readonly done: (error: Error | null) => void;
 }
 
+/** What a HandoffSender reports besides acks (src/pool/liveness.ts counts it). */
+export interface HandoffProgress {
+  delivered(count: number): void;
+  refused(): void;
+}
+
+const NO_PROGRESS: HandoffProgress = { delivered: () => {}, refused: () => {} };
+
 /**
  * The master's side of one worker's fd channel: connections decided in the
  * same turn of the event loop go out together (flushed on `setImmediate`),
@@ -153,6 +161,8 @@ export class HandoffSender {
     /** A connection handed back (key.reuse "handback"): its handle is the master's now. */
     private readonly onHandback: (entry: BatchEntry & { readonly handback: HandbackKey }, handle: object) => void = closeHandle,
     private readonly onError: (error: Error) => void = ignoreError,
+    /** Progress for the worker's liveness: batches the kernel took, and refusals (answers that are not acks). */
+    private readonly progress: HandoffProgress = NO_PROGRESS,
   ) {
     this.channel = new FdChannel(binding, fd, (payload, fds) => this.onMessage(payload, fds), () => this.failQueued(new Error('fd channel broke')));
   }
@@ -194,7 +204,10 @@ export class HandoffSender {
     }
     this.channel.post(encodeBatch(batch), fds, batch.length, (error) => {
       // Sent: each entry waits for the worker's ack (or refusal).
-      if (error === null) return;
+      if (error === null) {
+        this.progress.delivered(batch.length);
+        return;
+      }
       for (const entry of batch) {
         if (this.unacked.delete(entry.id)) entry.done(error);
       }
@@ -241,6 +254,7 @@ export class HandoffSender {
       const done = this.unacked.get(-id);
       if (done === undefined) continue;
       this.unacked.delete(-id);
+      this.progress.refused();
       done(new Error('the worker could not take the descriptor'));
     }
   }

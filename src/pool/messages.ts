@@ -39,6 +39,8 @@ export type WorkerMessage =
   | { readonly type: 'failed'; readonly error: string }
   /** The app is loaded; send connections (on the fd channel when `fdChannel` is true). */
   | { readonly type: 'ready'; readonly fdChannel?: boolean }
+  /** Sent every workers.heartbeatMs: the worker's event loop turns (any message counts the same). */
+  | { readonly type: 'heartbeat' }
   /** Connection `id` is now the worker's (the master may close its copy of the handle). Connections on the fd channel are acknowledged there. */
   | { readonly type: 'ack'; readonly id: number }
   /**

@@ -16,6 +16,7 @@ import { HandoffSender, type BatchEntry, type HandbackKey } from './handoff-batc
 import { isWorkerMessage, type MasterMessage, type WorkerMessage } from './messages.js';
 import { infoToWire, bytesToWire } from './wire.js';
 import { canTransition, takesConnections, type SlotState } from './slot-state.js';
+import { Liveness, type Unresponsive } from './liveness.js';
 
 /** A worker process living in a slot. */
 export interface WorkerProc {
@@ -45,6 +46,10 @@ export interface WorkerProc {
   goneStarting: boolean;
   /** Its start message, sent once it asks (null after). */
   start: Extract<MasterMessage, { type: 'start' }> | null;
+  /** What the master hears from it (heartbeats, acks), for unresponsive workers. */
+  readonly liveness: Liveness;
+  /** When it became unresponsive (monotonic ms), while it is. */
+  unresponsiveSince: number;
 }
 
 /** One entry of `GET /workers`. */
@@ -116,6 +121,7 @@ export class WorkerPool {
   private readonly readyWaiters: Array<() => void> = [];
   /** Resolvers waiting for a worker to become ready or die. */
   private readonly settleWaiters = new Map<WorkerProc, Array<() => void>>();
+  private livenessTimer: NodeJS.Timeout | null = null;
   private readonly metricsRequests = new Map<number, { readonly responses: unknown[][]; readonly waiting: Set<WorkerProc>; readonly done: () => void }>();
   private nextMetricsId = 1;
   private stopping = false;
@@ -141,6 +147,7 @@ export class WorkerPool {
     this.fdpass = config.workers.handoff === 'auto' && canOpenTcp() ? loadFdPass() : null;
     // JSON, Node's default, written out: bytes go as latin1 strings (see wire.ts for why not 'advanced').
     cluster.setupPrimary({ exec: runtimePath, serialization: 'json', args: [] });
+    this.startLiveness();
   }
 
   /** Number of slots routing considers. */
@@ -161,6 +168,60 @@ export class WorkerPool {
   /** Uses a new config for workers forked from now on (SIGHUP). */
   setConfig(config: ResolvedConfig): void {
     this.config = config;
+    this.startLiveness();
+  }
+
+  /** Checks every current worker's liveness at a steady tick (half the shorter of the heartbeat and the ack timeout). */
+  private startLiveness(): void {
+    if (this.livenessTimer !== null) clearInterval(this.livenessTimer);
+    const { heartbeatMs, ackTimeoutMs } = this.config.workers;
+    this.livenessTimer = setInterval(() => this.checkLiveness(), Math.max(25, Math.floor(Math.min(heartbeatMs, ackTimeoutMs) / 2)));
+    this.livenessTimer.unref();
+  }
+
+  /**
+   * An unresponsive worker takes no new connections: its keys go to their
+   * next slot in rendezvous order (what it already has waits for it: its
+   * descriptors are in its queue, and a second process must not read the same
+   * socket). When it answers again its keys come back; past killUnresponsiveMs
+   * it is killed and respawned into its slot, as after a crash.
+   */
+  private checkLiveness(): void {
+    const now = monotonicMs();
+    const { unresponsiveMs, ackTimeoutMs, killUnresponsiveMs } = this.config.workers;
+    for (const proc of this.current) {
+      if (proc === null || proc.gone || (proc.state !== 'ready' && proc.state !== 'unresponsive')) continue;
+      const verdict = proc.liveness.check(now, { silentMs: unresponsiveMs, ackTimeoutMs });
+      if (verdict !== null && proc.state === 'ready') this.markUnresponsive(proc, verdict, now);
+      else if (verdict === null && proc.state === 'unresponsive') this.markResponsive(proc, now);
+      else if (verdict !== null && killUnresponsiveMs > 0 && now - proc.unresponsiveSince >= killUnresponsiveMs) {
+        this.log.error({ worker: proc.slot, workerPid: proc.pid, unresponsiveMs: now - proc.unresponsiveSince }, 'worker unresponsive too long; killing it');
+        proc.worker.process.kill('SIGKILL');
+        // The exit respawns it into its slot; until then nothing more is checked.
+        proc.unresponsiveSince = Number.POSITIVE_INFINITY;
+      }
+    }
+  }
+
+  private markUnresponsive(proc: WorkerProc, reason: Unresponsive, now: number): void {
+    if (!this.transition(proc, 'unresponsive')) return;
+    proc.unresponsiveSince = now;
+    this.readyMask[proc.slot] = takesConnections(proc.state) ? 1 : 0;
+    this.metrics.unresponsive.inc({ worker: String(proc.slot), reason });
+    this.log.warn({ worker: proc.slot, workerPid: proc.pid, reason, silentMs: proc.liveness.silentFor(now), unacked: proc.liveness.unacked }, 'worker unresponsive; its keys go to their next slot');
+  }
+
+  private markResponsive(proc: WorkerProc, now: number): void {
+    if (!this.transition(proc, 'ready')) return;
+    this.readyMask[proc.slot] = takesConnections(proc.state) ? 1 : 0;
+    this.log.info({ worker: proc.slot, workerPid: proc.pid, unresponsiveMs: now - proc.unresponsiveSince }, 'worker responsive again; its keys come back');
+  }
+
+  /** A worker acknowledged a hand-off. */
+  private onAck(proc: WorkerProc, id: number): void {
+    proc.liveness.answeredOne();
+    proc.liveness.heard(monotonicMs());
+    this.hooks.onAck(proc, id);
   }
 
   /** The best ready slot for a key hash, or -1 when none is ready. */
@@ -329,6 +390,7 @@ export class WorkerPool {
       // own 'ack', so a worker dying mid-transfer cannot lose the connection.
       proc.worker.send(message, socket as never, { keepOpen: true }, (error) => {
         if (error && isConnection) proc.sent--;
+        else if (isConnection) proc.liveness.deliveredSome(1);
         done(error ?? null);
       });
     } catch (error) {
@@ -347,7 +409,8 @@ export class WorkerPool {
     let replaced = 0;
     for (let slot = 0; slot < this.current.length && !this.stopping; slot++) {
       const old = this.current[slot];
-      if (!old || old.state !== 'ready') continue;
+      // An unresponsive worker is replaced too (the new one takes its slot; it drains, bounded, or is killed).
+      if (!old || (old.state !== 'ready' && old.state !== 'unresponsive')) continue;
       const next = this.fork(slot, old);
       await this.settled(next);
       if (next.state !== 'ready' && next.state !== 'draining') {
@@ -394,6 +457,7 @@ export class WorkerPool {
   /** Drains every worker (bounded by the drain timeout) and resolves when all have exited. */
   async stopAll(): Promise<void> {
     this.stopping = true;
+    if (this.livenessTimer !== null) clearInterval(this.livenessTimer);
     for (const timer of this.respawnTimers.values()) clearTimeout(timer);
     this.respawnTimers.clear();
     for (let slot = 0; slot < this.current.length; slot++) {
@@ -461,6 +525,8 @@ export class WorkerPool {
       failure: null,
       goneStarting: false,
       start: null,
+      liveness: new Liveness(monotonicMs()),
+      unresponsiveSince: 0,
     };
     // Sent when the worker asks (a 'boot' message): before its entry module ran, a message would find no listener
     // (preloaded modules, --import hooks or a coverage tool run first, with the event loop turning).
@@ -469,9 +535,13 @@ export class WorkerPool {
       proc.handoff = new HandoffSender(
         this.fdpass,
         pair[0],
-        (id) => this.hooks.onAck(proc, id),
-        (entry, handle) => this.hooks.onHandbackHandle(proc, entry, handle),
+        (id) => this.onAck(proc, id),
+        (entry, handle) => {
+          proc.liveness.heard(monotonicMs());
+          this.hooks.onHandbackHandle(proc, entry, handle);
+        },
         (error) => this.log.error({ worker: slot, workerPid: proc.pid, err: error.message }, 'fd channel error'),
+        { delivered: (count) => proc.liveness.deliveredSome(count), refused: () => proc.liveness.answeredOne() },
       );
     }
     if (replacing) this.replacements.add(proc);
@@ -506,13 +576,16 @@ export class WorkerPool {
 
   private onMessage(proc: WorkerProc, message: unknown, handle: Socket | undefined, replacing?: WorkerProc): void {
     if (!isWorkerMessage(message)) return;
+    proc.liveness.heard(monotonicMs());
     switch (message.type) {
       case 'ready':
         proc.fdChannelReady = message.fdChannel === true && proc.handoff !== null;
         this.onReady(proc, replacing);
         return;
       case 'ack':
-        this.hooks.onAck(proc, message.id);
+        this.onAck(proc, message.id);
+        return;
+      case 'heartbeat':
         return;
       case 'boot':
         if (proc.start !== null) this.send(proc, proc.start, undefined, () => {});
@@ -676,7 +749,7 @@ export class WorkerPool {
   }
 
   private updateGauges(): void {
-    const counts: Record<SlotState, number> = { empty: 0, starting: 0, ready: 0, draining: 0, dead: 0 };
+    const counts: Record<SlotState, number> = { empty: 0, starting: 0, ready: 0, unresponsive: 0, draining: 0, dead: 0 };
     for (const proc of this.current) counts[proc ? proc.state : 'empty']++;
     for (const proc of this.retiring) counts[proc.state]++;
     for (const proc of this.replacements) counts[proc.state]++;
@@ -685,6 +758,11 @@ export class WorkerPool {
 }
 
 const NO_SLOTS: readonly number[] = [];
+
+/** A clock for liveness that wall-clock changes do not move. */
+function monotonicMs(): number {
+  return performance.now();
+}
 
 /** The worker's descriptor for its end of the fd channel (stdio 0-2, the IPC channel at 3). */
 const WORKER_FD_CHANNEL = 4;

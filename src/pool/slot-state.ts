@@ -3,15 +3,18 @@
  * Node's lib/internal/cluster/primary.js): starting → ready → draining → dead.
  * `empty` is what `GET /workers` shows for a slot with no process (between a
  * crash and its respawn); a respawn is a new process in the same slot, so a
- * dead process never comes back and `dead` allows nothing.
+ * dead process never comes back and `dead` allows nothing. A ready worker
+ * that stops answering (a blocked event loop, SIGSTOP) is `unresponsive`
+ * until it answers again (src/pool/liveness.ts).
  */
-export type SlotState = 'empty' | 'starting' | 'ready' | 'draining' | 'dead';
+export type SlotState = 'empty' | 'starting' | 'ready' | 'unresponsive' | 'draining' | 'dead';
 
 const ALLOWED: Readonly<Record<SlotState, readonly SlotState[]>> = {
   empty: ['starting'],
   // A starting worker can be retired before it is ready (scale-down, shutdown, a superseded replacement).
   starting: ['ready', 'draining', 'dead'],
-  ready: ['draining', 'dead'],
+  ready: ['unresponsive', 'draining', 'dead'],
+  unresponsive: ['ready', 'draining', 'dead'],
   draining: ['dead'],
   dead: [],
 };

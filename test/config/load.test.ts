@@ -21,7 +21,7 @@ t.test('defaults: an empty object gives the documented defaults', async (t) => {
   if (!result.ok) return;
   t.match(result.config, {
     listen: { host: '0.0.0.0', port: 8080 },
-    workers: { count: 2, app: './dist/workers/demo-app.js' },
+    workers: { count: 2, app: './dist/workers/demo-app.js', heartbeatMs: 1000, unresponsiveMs: 3000, ackTimeoutMs: 2000, killUnresponsiveMs: 60_000 },
     key: { order: ['proxy', 'forwarded', 'remote'], cookie: 'sid', forwardedTrustedHops: 1 },
     proxyProtocol: { mode: 'optional', trustedFrom: ['127.0.0.0/8', '::1/128'] },
     limits: { peekBytes: 16384, peekTimeoutMs: 5000 },
@@ -59,6 +59,8 @@ t.test('invalid values: one line naming the path and the expectation', async (t)
     { name: 'bad CIDR', input: { proxyProtocol: { trustedFrom: ['10.0.0.0/33'] } }, line: /^proxyProtocol\.trustedFrom: / },
     { name: 'missing nested value', input: { stickyCookie: { name: 'srv' } }, line: /^stickyCookie\.secret: .*got nothing$/ },
     { name: 'not an object', input: [], line: /^\(config\): .*got \[\]$/ },
+    { name: 'heartbeat not shorter than unresponsiveMs', input: { workers: { heartbeatMs: 3000 } }, line: /^workers\.heartbeatMs: expected less than workers\.unresponsiveMs/ },
+    { name: 'negative killUnresponsiveMs', input: { workers: { killUnresponsiveMs: -1 } }, line: /^workers\.killUnresponsiveMs: / },
   ];
   for (const c of cases) {
     const result = resolveConfig(c.input, {}, null);

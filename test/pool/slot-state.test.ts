@@ -1,12 +1,16 @@
 import t from 'tap';
 import { canTransition, takesConnections, type SlotState } from '../../src/pool/slot-state.js';
 
-const STATES: readonly SlotState[] = ['empty', 'starting', 'ready', 'draining', 'dead'];
+const STATES: readonly SlotState[] = ['empty', 'starting', 'ready', 'unresponsive', 'draining', 'dead'];
 const ALLOWED = new Set([
   'empty→starting',
   'starting→ready',
   'starting→draining',
   'starting→dead',
+  'ready→unresponsive',
+  'unresponsive→ready',
+  'unresponsive→draining',
+  'unresponsive→dead',
   'ready→draining',
   'ready→dead',
   'draining→dead',
