@@ -25,6 +25,8 @@ import { rawConn, socketConn, type ClientConn } from './client-conn.js';
 import { takeOverAccept } from '../node/accept.js';
 import { stopSocketReads } from '../node/socket.js';
 import { healthResponse, isHealthCheck } from '../health/answer.js';
+import { constants } from 'node:os';
+import { DescriptorBudget, descriptorCeiling } from './descriptors.js';
 
 /**
  * While fewer bytes than this are buffered, every chunk is parsed at once so
@@ -111,6 +113,10 @@ export class Balancer {
   private readonly headMatters: boolean;
   /** The inspect rules, or null: no section, no cost. */
   private readonly inspector: Inspector | null;
+  /** Whether the master is about to run out of descriptors (null: its limit is unknown). */
+  private readonly descriptors: DescriptorBudget | null;
+  /** Connections still being read, oldest first: the first to go when descriptors run out. */
+  private readonly peeks = new Set<Peek>();
 
   constructor(
     private readonly config: ResolvedConfig,
@@ -126,6 +132,8 @@ export class Balancer {
     this.proxyOptions = { maxBytes: config.limits.peekBytes };
     this.headMatters = config.key.order.some((source) => source === 'cookie' || source === 'forwarded') || config.stickyCookie !== undefined || config.health !== undefined;
     this.inspector = config.inspect ? compileInspector(config.inspect) : null;
+    const ceiling = descriptorCeiling();
+    this.descriptors = ceiling === null ? null : new DescriptorBudget(ceiling);
     // Where raw handles can be read (src/node/tcp-handle.ts), listen() takes accept over and the
     // master never builds a net.Socket for a connection it only peeks at. Else
     // net.Server's sockets, with pauseOnConnect: not one byte is read before we
@@ -184,16 +192,41 @@ export class Balancer {
     return this.held;
   }
 
-  /** accept(2) failed (EMFILE, ENFILE, ...): the listener goes on; logged at a bounded rate. */
+  /**
+   * accept(2) failed: the listener goes on; logged at a bounded rate. Out of
+   * descriptors, libuv closes what waits in the backlog itself (its reserve
+   * descriptor) and mostly does not report it; the ceiling below keeps the
+   * master from getting there.
+   */
   private onAcceptError(error: number): void {
-    this.metrics.refused.inc({ reason: 'ERR_ACCEPT' });
-    const suppressed = this.logLimiter.admit('ERR_ACCEPT');
-    if (suppressed >= 0) this.log.error({ errno: error, suppressed }, 'accept failed');
+    const reason = error === UV_EMFILE || error === UV_ENFILE ? 'ERR_EMFILE' : 'ERR_ACCEPT';
+    this.metrics.refused.inc({ reason });
+    const suppressed = this.logLimiter.admit(reason);
+    if (suppressed >= 0) this.log.error({ errno: error, reason, suppressed }, 'accept failed');
+  }
+
+  /**
+   * A connection came in at the descriptor ceiling. The oldest connection
+   * still being read goes, as nginx reuses its oldest idle connections when it
+   * runs out: under a flood of idle connections those are the flood's own,
+   * and clients that send their head at once keep being served. With none
+   * (every descriptor is in flight to a worker) the new one is refused.
+   * True when the new connection may go on.
+   */
+  private makeRoom(conn: ClientConn, peer: string): boolean {
+    const oldest = this.peeks.values().next();
+    if (oldest.done === true) {
+      this.refuse(conn, peer, 'ERR_EMFILE');
+      return false;
+    }
+    this.refusePeek(oldest.value, 'ERR_EMFILE');
+    return true;
   }
 
   private onConnection(conn: ClientConn): void {
     const acceptedAt = process.hrtime.bigint();
     const peer = canonicalIp(conn.peer) ?? '';
+    if (this.descriptors?.isFull(conn.fd, this.held) === true && !this.makeRoom(conn, peer)) return;
     const max = this.config.limits.maxConnections;
     if (max !== undefined && this.held + this.pool.activeConnections() >= max) {
       this.refuse(conn, peer, 'ERR_MAX_CONNECTIONS');
@@ -222,6 +255,7 @@ export class Balancer {
       onData: (chunk) => this.onData(peek, chunk),
     };
     peek.timer = setTimeout(() => this.onPeekTimeout(peek), this.config.limits.peekTimeoutMs);
+    this.peeks.add(peek);
     conn.read(peek.onData, () => this.onPeekClose(peek));
     // A key that does not depend on any byte (e.g. order ["remote"] with PROXY off) is known now.
     if (peek.phase === 'head' && !this.headMatters && !this.config.inspect) this.decide(peek, null);
@@ -293,6 +327,7 @@ export class Balancer {
   private endPeek(peek: Peek): boolean {
     if (peek.settled) return false;
     peek.settled = true;
+    this.peeks.delete(peek);
     if (peek.timer) clearTimeout(peek.timer);
     peek.timer = null;
     this.held--;
@@ -597,6 +632,10 @@ export class Balancer {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** libuv reports "too many open files" (per process, system-wide) as the negated errno on Unix. */
+const UV_EMFILE = -constants.errno.EMFILE;
+const UV_ENFILE = -constants.errno.ENFILE;
 
 /**
  * A PROXY endpoint with its address in canonical form (v1 carries addresses as

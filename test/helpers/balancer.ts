@@ -50,9 +50,18 @@ export function writeConfig(overrides: Record<string, unknown> = {}): string {
 }
 
 /** Starts dist/master.js with a config and waits for its 'listening' line. */
-export async function startBalancer(overrides: Record<string, unknown> = {}, extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<RunningBalancer> {
+export async function startBalancer(
+  overrides: Record<string, unknown> = {},
+  extraArgs: string[] = [],
+  env: NodeJS.ProcessEnv = {},
+  options: { readonly openFiles?: number } = {},
+): Promise<RunningBalancer> {
   const configPath = writeConfig(overrides);
-  const proc = spawn(process.execPath, [ENTRY, '--config', configPath, ...extraArgs], {
+  const args = [ENTRY, '--config', configPath, ...extraArgs];
+  // With openFiles, through the shell's ulimit (Node cannot set its own limits); the workers inherit it.
+  const [command, argv] =
+    options.openFiles === undefined ? [process.execPath, args] : ['bash', ['-c', `ulimit -n ${options.openFiles} && exec "$0" "$@"`, process.execPath, ...args]];
+  const proc = spawn(command, argv, {
     stdio: ['ignore', 'pipe', 'pipe'],
     cwd: ROOT,
     env: { ...process.env, ...env },
