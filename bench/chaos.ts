@@ -54,9 +54,24 @@ class FaultLog {
   /** A pid that left the pool without being killed (drained: a restart or a scale-down), and when it was last seen. */
   readonly drained = new Map<number, number>();
   readonly scaleUps: number[] = [];
+  /** The ready slots as GET /workers showed them, each time they changed. */
+  readonly masks: Array<{ readonly at: number; readonly ready: readonly boolean[] }> = [];
   /** Every fault with its time, for the report of an unexplained failure. */
   readonly events: Array<{ readonly at: number; readonly text: string }> = [];
   readonly counts: Record<FaultKind, number> = { 'kill -9': 0, 'SIGSTOP/SIGCONT': 0, 'SIGHUP restart': 0, 'scale 2 <-> 4': 0 };
+
+  /** The slots that owned `key` (its first ready slot in rendezvous order) at some time in [from, to], as observed. */
+  ownersDuring(key: string, from: number, to: number): Set<number> {
+    const owners = new Set<number>();
+    const hash = hashKey(key);
+    this.masks.forEach((mask, index) => {
+      const next = this.masks[index + 1];
+      if (mask.at > to || (next !== undefined && next.at < from)) return;
+      const owner = rankSlots(hash, mask.ready.length).find((slot) => mask.ready[slot] === true);
+      if (owner !== undefined) owners.add(owner);
+    });
+    return owners;
+  }
 
   /** Why an operation on `pid` (null: unknown) between `start` and `end` may have failed, or null. */
   explain(pid: number | null, start: number, end: number, kind: 'upload' | 'stream' | 'session', key: string): string | null {
@@ -73,7 +88,8 @@ class FaultLog {
     if (pid === null && [...this.drained.values()].some((at) => at >= start - 1000 && at <= end + 1000)) return 'a worker drained during it';
     if (this.kills.some((kill) => kill.at >= start - 5000 && kill.at <= end && rankSlots(hashKey(key), kill.slots)[0] === kill.slot)) return "kill -9 of its key's first worker (away, then back when it respawned)";
     const movedByScaleUp = rankSlots(hashKey(key), 4)[0] !== rankSlots(hashKey(key), 2)[0];
-    if (movedByScaleUp && this.scaleUps.some((at) => at >= start - 1000 && at <= end + 1000)) return 'scale-up 2 -> 4 moved its key';
+    if (movedByScaleUp && this.scaleUps.some((at) => at >= start - 5000 && at <= end + 1000)) return 'scale-up 2 -> 4 moved its key';
+    if (this.ownersDuring(key, start - 200, end + 200).size > 1) return 'its key changed workers during it (the pool changed)';
     return null;
   }
 }
@@ -121,6 +137,8 @@ export async function runChaos(options: { durationMs: number; phaseMs: number; l
       try {
         workers = JSON.parse(await getText(master.adminPort, '/workers')) as WorkerEntry[];
         const now = Date.now();
+        const ready = workers.map((worker) => worker.state === 'ready');
+        if (faults.masks.at(-1)?.ready.join() !== ready.join()) faults.masks.push({ at: now, ready });
         const present = new Set(workers.map((worker) => worker.pid));
         for (const [pid, at] of lastSeen) if (!present.has(pid) && !faults.killed.has(pid)) faults.drained.set(pid, at);
         for (const worker of workers) if (worker.pid !== null) lastSeen.set(worker.pid, now);

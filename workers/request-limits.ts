@@ -1,7 +1,7 @@
 import type http from 'node:http';
 import net from 'node:net';
 import type { Logger } from 'pino';
-import { connectionInfo } from '../src/connection-info.js';
+import { CONNECTION_INFO, connectionInfo } from '../src/connection-info.js';
 import { CidrList } from '../src/ip/address.js';
 import { ClientTable } from '../src/limits/client-table.js';
 import { LogLimiter } from '../src/master/log-limiter.js';
@@ -18,9 +18,6 @@ const limitedRequests = new Counter({
   registers: [workerRegistry],
 });
 
-/** Set on a client socket once its first request was counted. */
-const FIRST_COUNTED = Symbol('sticky.limits.first-counted');
-
 /**
  * The request's real client address. The first request of a client connection,
  * and every request of one that cannot carry other clients (its peer is not a
@@ -35,12 +32,11 @@ function clientOf(req: http.IncomingMessage, trusted: CidrList, hops: number): s
     const info = connectionInfo(socket);
     const known = info?.firstClient;
     if (known !== undefined) {
-      const marks = socket as unknown as Record<symbol, unknown>;
-      if (marks[FIRST_COUNTED] === undefined) {
-        marks[FIRST_COUNTED] = true;
-        return known;
-      }
-      if (info?.peerTrusted !== true) return known;
+      // Only the first request is the master's: from a trusted peer the info is replaced by one
+      // without it (a new value for the same property, as link.ts does; a new property per socket
+      // would change every socket's shape).
+      if (info?.peerTrusted === true) (socket as unknown as Record<symbol, unknown>)[CONNECTION_INFO] = { ...info, firstClient: undefined };
+      return known;
     }
   }
   return requestClient(req, trusted, hops);
