@@ -296,6 +296,17 @@ export async function runChaos(options: { durationMs: number; phaseMs: number; l
     }
   };
 
+  /** PUT /workers: resolves when the admin API answered (once the new workers are ready), or failed. */
+  const scaleTo = (count: number): Promise<void> =>
+    new Promise((resolve) => {
+      const req = http.request({ host: '127.0.0.1', port: master.adminPort, method: 'PUT', path: '/workers', headers: { 'content-type': 'application/json' }, agent: false }, (res) => {
+        res.resume();
+        res.on('end', () => resolve());
+      });
+      req.on('error', () => resolve());
+      req.end(JSON.stringify({ count }));
+    });
+
   const injectFaults = async (until: number): Promise<void> => {
     let target = 2;
     while (Date.now() < until - 3000) {
@@ -326,22 +337,11 @@ export async function runChaos(options: { durationMs: number; phaseMs: number; l
       } else {
         target = target === 2 ? 4 : 2;
         if (target === 4) faults.scaleUps.push(Date.now());
-        await new Promise<void>((resolve) => {
-          const req = http.request({ host: '127.0.0.1', port: master.adminPort, method: 'PUT', path: '/workers', headers: { 'content-type': 'application/json' }, agent: false }, (res) => {
-            res.resume();
-            res.on('end', () => resolve());
-          });
-          req.on('error', () => resolve());
-          req.end(JSON.stringify({ count: target }));
-        });
+        await scaleTo(target);
       }
     }
-    // Back to two workers for the phase's end.
-    if (target !== 2) {
-      const req = http.request({ host: '127.0.0.1', port: master.adminPort, method: 'PUT', path: '/workers', headers: { 'content-type': 'application/json' }, agent: false }, (res) => res.resume());
-      req.on('error', () => {});
-      req.end(JSON.stringify({ count: 2 }));
-    }
+    // Back to two workers for the phase's end (the phase waits for them).
+    if (target !== 2) void scaleTo(2);
   };
 
   /** One phase: clients for `ms`, with faults unless `quiet`; then everything closes and the pool settles. */
