@@ -17,8 +17,8 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { io, type Socket as IoSocket } from 'socket.io-client';
 import WebSocket from 'ws';
-import { hashKey } from '../src/ring/farmhash.js';
-import { rankSlots } from '../src/ring/rendezvous.js';
+import { hashKey } from '../src/shared/ring/farmhash.js';
+import { rankSlots } from '../src/shared/ring/rendezvous.js';
 import { ROOT, getText, processStats, startMaster, type BenchMaster } from './lib/master.js';
 import { clientAddress } from './lib/websockets.js';
 

@@ -3,7 +3,7 @@
  *
  *   npm run build && node --expose-gc dist/bench/client-table.js
  */
-import { ClientTable } from '../src/limits/client-table.js';
+import { ClientTable } from '../src/shared/limits/client-table.js';
 
 const gc = (globalThis as { gc?: () => void }).gc;
 if (gc === undefined) throw new Error('run with node --expose-gc');

@@ -5,9 +5,9 @@
  *
  *   npx tsc -p tsconfig.json && node dist/bench/head-parse.js [iterations]
  */
-import { canonicalIp } from '../src/ip/address.js';
-import { deriveKey, type KeyContext, type KeyRules } from '../src/key/derive.js';
-import { parseRequestHead } from '../src/protocol/http1.js';
+import { canonicalIp } from '../src/shared/ip/address.js';
+import { deriveKey, type KeyContext, type KeyRules } from '../src/shared/key/derive.js';
+import { parseRequestHead } from '../src/shared/protocol/http1.js';
 
 const HEAD = Buffer.from(
   [

@@ -11,8 +11,8 @@
 import http from 'node:http';
 import { join } from 'node:path';
 import { ROOT, getText, startMaster } from './lib/master.js';
-import { hashKey } from '../src/ring/farmhash.js';
-import { rankSlots } from '../src/ring/rendezvous.js';
+import { hashKey } from '../src/shared/ring/farmhash.js';
+import { rankSlots } from '../src/shared/ring/rendezvous.js';
 import { clientAddress } from './lib/websockets.js';
 
 const SECONDS = Number(process.argv[2] ?? 20);

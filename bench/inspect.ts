@@ -15,7 +15,7 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { compileInspector, type InspectConfig } from '../src/inspect/rules.js';
+import { compileInspector, type InspectConfig } from '../src/shared/inspect/rules.js';
 import { median, startMaster } from './lib/master.js';
 
 const ITERATIONS = Number(process.argv[2] ?? 1_000_000);

@@ -6,7 +6,7 @@
  *
  *   npx tsc -p tsconfig.json && node dist/bench/proxy-parse.js [iterations]
  */
-import { encodeProxyV2, parseProxyHeader } from '../src/protocol/proxy.js';
+import { encodeProxyV2, parseProxyHeader } from '../src/shared/protocol/proxy.js';
 
 const iterations = Math.max(1, Number(process.argv[2] ?? 1_000_000) | 0);
 

@@ -1,5 +1,5 @@
 /**
- * Ring lookup: `pickSlot` (src/ring/rendezvous.ts) with the key already hashed,
+ * Ring lookup: `pickSlot` (src/shared/ring/rendezvous.ts) with the key already hashed,
  * at N = 2, 4, 8, 16 slots, with the pool's ready mask as the balancer passes
  * it and without; then `hashKey` + `pickSlot` for a typical IPv4 key string
  * (what one connection costs in the master). A bounded number of lookups,
@@ -7,8 +7,8 @@
  *
  *   npm run build && node dist/bench/ring.js [lookups, default 20000000]
  */
-import { hashKey } from '../src/ring/farmhash.js';
-import { MAX_SLOTS, pickSlot } from '../src/ring/rendezvous.js';
+import { hashKey } from '../src/shared/ring/farmhash.js';
+import { MAX_SLOTS, pickSlot } from '../src/shared/ring/rendezvous.js';
 
 const LOOKUPS = Math.max(1_000_000, Number(process.argv[2] ?? 20_000_000) | 0);
 /** Distinct pre-hashed keys, cycled (a power of two so the index is a mask). */

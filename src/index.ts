@@ -4,9 +4,9 @@
  * read (`connectionInfo`). The `sticky-session-ts` command (dist/master.js)
  * is a thin wrapper over `startBalancer`.
  */
-export { startBalancer, BalancerStartError, type BalancerOptions, type RunningBalancer } from './api.js';
-export type { SlotView } from './pool/pool.js';
-export type { SlotState } from './pool/slot-state.js';
-export { connectionInfo, type ConnectionInfo } from './connection-info.js';
-export type { KeySource } from './key/derive.js';
-export type { ProxyEndpoint, ProxyTlvs } from './protocol/proxy.js';
+export { startBalancer, BalancerStartError, type BalancerOptions, type RunningBalancer } from './master/api.js';
+export type { SlotView } from './master/supervisor/pool.js';
+export type { SlotState } from './master/supervisor/slot-state.js';
+export { connectionInfo, type ConnectionInfo } from './shared/connection-info.js';
+export type { KeySource } from './shared/key/derive.js';
+export type { ProxyEndpoint, ProxyTlvs } from './shared/protocol/proxy.js';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { parseAllDocuments } from 'yaml';
-import { resolveConfig } from '../src/config/load.js';
+import { resolveConfig } from '../src/shared/config/load.js';
 import { ROOT } from './helpers/balancer.js';
 
 const DEPLOY = join(ROOT, 'deploy');

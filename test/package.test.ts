@@ -21,7 +21,7 @@ t.test('the tarball holds what a user runs, and nothing of the tests or benchmar
   // --ignore-scripts: dist/ is already built by the test command; rebuilding it under running tests would not be safe.
   const [pack] = JSON.parse(npm(['pack', '--dry-run', '--json', '--ignore-scripts'], ROOT)) as Array<{ files: Array<{ path: string }> }>;
   const files = (pack?.files ?? []).map((file) => file.path);
-  for (const wanted of ['dist/master.js', 'dist/src/index.js', 'dist/src/index.mjs', 'dist/src/index.d.ts', 'dist/src/index.d.mts', 'dist/src/api.js', 'dist/workers/runtime.js', 'dist/workers/demo-app.js', 'native/fdpass.c', 'binding.gyp', 'README.md', 'LICENSE', 'CHANGELOG.md', 'package.json', 'config.schema.json']) {
+  for (const wanted of ['dist/master.js', 'dist/src/index.js', 'dist/src/index.mjs', 'dist/src/index.d.ts', 'dist/src/index.d.mts', 'dist/src/master/api.js', 'dist/src/master/main.js', 'dist/src/worker/main.js', 'dist/src/worker/runtime.js', 'dist/workers/demo-app.js', 'native/fdpass.c', 'binding.gyp', 'README.md', 'LICENSE', 'CHANGELOG.md', 'package.json', 'config.schema.json']) {
     t.ok(files.includes(wanted), `has ${wanted}`);
   }
   t.same(files.filter((file) => /^(dist\/bench|dist\/test|test|bench|examples|src|workers|\.ci)\//.test(file)), [], 'no tests, benchmarks, examples or TypeScript sources');

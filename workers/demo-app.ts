@@ -1,6 +1,6 @@
 import http from 'node:http';
 import { WebSocketServer } from 'ws';
-import { connectionInfo } from '../src/connection-info.js';
+import { connectionInfo } from '../src/shared/connection-info.js';
 
 /**
  * The demo app: GET any path answers who served it and who

@@ -1,30 +1,30 @@
 import net, { type AddressInfo, type Socket } from 'node:net';
 import type { Logger } from 'pino';
-import type { MasterMetrics } from '../admin/metrics.js';
-import type { ResolvedConfig } from '../config/load.js';
-import type { ConnectionInfo } from '../connection-info.js';
-import type { ErrorCode } from '../errors.js';
-import { CidrList, canonicalIp } from '../ip/address.js';
-import { deriveKey, type KeyRules } from '../key/derive.js';
-import { realClientAddress, truncateForLog } from '../inspect/client.js';
-import { refusalBytes } from '../inspect/response.js';
-import { compileInspector, type Inspector, type Refusal } from '../inspect/rules.js';
-import type { WorkerPool, WorkerProc } from '../pool/pool.js';
-import type { WorkerMessage } from '../pool/messages.js';
-import type { BatchEntry, HandbackKey } from '../pool/handoff-batch.js';
-import { bytesFromWire, infoFromWire } from '../pool/wire.js';
-import { parseRequestHead, type RequestHead } from '../protocol/http1.js';
-import { parseProxyHeader, type ProxyEndpoint, type ProxyHeader } from '../protocol/proxy.js';
-import { hashKey } from '../ring/farmhash.js';
-import { readStickyCookie, type StickyVerdict } from '../key/sticky-cookie.js';
-import { reuseMode } from '../key/reuse.js';
-import { LogLimiter } from './log-limiter.js';
+import type { MasterMetrics } from './admin/metrics.js';
+import type { ResolvedConfig } from '../shared/config/load.js';
+import type { ConnectionInfo } from '../shared/connection-info.js';
+import type { ErrorCode } from '../shared/errors.js';
+import { CidrList, canonicalIp } from '../shared/ip/address.js';
+import { deriveKey, type KeyRules } from '../shared/key/derive.js';
+import { realClientAddress, truncateForLog } from '../shared/inspect/client.js';
+import { refusalBytes } from '../shared/inspect/response.js';
+import { compileInspector, type Inspector, type Refusal } from '../shared/inspect/rules.js';
+import type { WorkerPool, WorkerProc } from './supervisor/pool.js';
+import type { WorkerMessage } from '../shared/wire/ipc.js';
+import type { BatchEntry, HandbackKey } from '../shared/wire/fd-batch.js';
+import { bytesFromWire, infoFromWire } from '../shared/wire/connection.js';
+import { parseRequestHead, type RequestHead } from '../shared/protocol/http1.js';
+import { parseProxyHeader, type ProxyEndpoint, type ProxyHeader } from '../shared/protocol/proxy.js';
+import { hashKey } from '../shared/ring/farmhash.js';
+import { readStickyCookie, type StickyVerdict } from '../shared/key/sticky-cookie.js';
+import { reuseMode } from '../shared/key/reuse.js';
+import { LogLimiter } from '../shared/log/log-limiter.js';
 import { ClientLimits } from './client-limits.js';
-import { tooManyRequestsBytes } from '../limits/too-many.js';
+import { tooManyRequestsBytes } from '../shared/limits/too-many.js';
 import { rawConn, socketConn, type ClientConn } from './client-conn.js';
 import { takeOverAccept } from '../node/accept.js';
 import { stopSocketReads } from '../node/socket.js';
-import { healthResponse, isHealthCheck } from '../health/answer.js';
+import { healthResponse, isHealthCheck } from './health.js';
 import { constants } from 'node:os';
 import { DescriptorBudget, descriptorCeiling } from './descriptors.js';
 
@@ -138,7 +138,7 @@ export class Balancer {
     // master never builds a net.Socket for a connection it only peeks at. Else
     // net.Server's sockets, with pauseOnConnect: not one byte is read before we
     // attach our listener and decide to resume, so nothing can be read into a void.
-    // No noDelay here: the worker runtime sets TCP_NODELAY as the app's server asks (workers/runtime.ts applySocketOptions).
+    // No noDelay here: the worker runtime sets TCP_NODELAY as the app's server asks (src/worker/runtime.ts applySocketOptions).
     this.server = net.createServer({ pauseOnConnect: true }, (socket) => this.onConnection(socketConn(socket)));
     this.server.on('error', (error) => this.log.error({ err: error.message }, 'listener error'));
     if (reuseMode(config.key) !== 'close') this.poolViewTimer = setInterval(() => this.checkPoolView(), POOL_VIEW_CHECK_MS).unref();
@@ -549,7 +549,7 @@ export class Balancer {
   /**
    * A worker handed a connection back (key.reuse "handback"): its next
    * request belongs to another worker. It is routed like a new connection, by
-   * the key the worker derived with the same code (src/key/derive.ts) and the
+   * the key the worker derived with the same code (src/shared/key/derive.ts) and the
    * slot of a valid sticky cookie; the master reads nothing again. `bytes` are
    * the ones the worker had read and not served, from the start of that request.
    */
@@ -622,7 +622,7 @@ export class Balancer {
     if (signature === this.poolViewSignature) return;
     this.poolViewSignature = signature;
     const ready = Array.from(this.pool.readyMask.subarray(0, count));
-    // The pids name each ready worker's link (key.reuse "forward", workers/link.ts).
+    // The pids name each ready worker's link (key.reuse "forward", src/worker/link/link.ts).
     const pids = ready.map((isReady, slot) => (isReady === 1 ? (this.pool.worker(slot)?.pid ?? 0) : 0));
     for (let slot = 0; slot < count; slot++) {
       const proc = this.pool.worker(slot);

@@ -1,6 +1,6 @@
-import { CidrList } from '../ip/address.js';
-import { ClientTable, type LimitVerdict } from '../limits/client-table.js';
-import type { Config } from '../config/schema.js';
+import { CidrList } from '../shared/ip/address.js';
+import { ClientTable, type LimitVerdict } from '../shared/limits/client-table.js';
+import type { Config } from '../shared/config/schema.js';
 
 type PerClient = NonNullable<Config['limits']['perClient']>;
 

@@ -1,5 +1,5 @@
-import { hashKey } from '../../src/ring/farmhash.js';
-import { rankSlots } from '../../src/ring/rendezvous.js';
+import { hashKey } from '../../src/shared/ring/farmhash.js';
+import { rankSlots } from '../../src/shared/ring/rendezvous.js';
 import { demoGet, type DemoAnswer } from './balancer.js';
 
 /** `count` distinct client addresses, used as X-Forwarded-For keys. */

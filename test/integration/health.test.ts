@@ -1,6 +1,6 @@
 import t from 'tap';
-import { healthResponse, isHealthCheck } from '../../src/health/answer.js';
-import { encodeProxyV2 } from '../../src/protocol/proxy-v2.js';
+import { healthResponse, isHealthCheck } from '../../src/master/health.js';
+import { encodeProxyV2 } from '../../src/shared/protocol/proxy-v2.js';
 import { connect, readAll, request, startBalancer } from '../helpers/balancer.js';
 
 /** Sends `bytes` on a new connection and reads the answer to its end. */

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import t from 'tap';
-import { encodeProxyV1 } from '../../src/protocol/proxy.js';
+import { encodeProxyV1 } from '../../src/shared/protocol/proxy.js';
 import { MASTER, ROOT, admin, connect, exchange, parseResponse, readResponse, startBalancer, writeConfig, type RawResponse } from '../helpers/balancer.js';
 import { scannerRequests } from '../helpers/scanner-log.js';
 

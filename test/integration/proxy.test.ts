@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import t from 'tap';
 import { startHaproxy } from '../helpers/haproxy.js';
-import { encodeProxyV1, encodeProxyV2 } from '../../src/protocol/proxy.js';
+import { encodeProxyV1, encodeProxyV2 } from '../../src/shared/protocol/proxy.js';
 import {
   ROOT,
   admin,

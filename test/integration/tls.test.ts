@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import t from 'tap';
 import WebSocket from 'ws';
-import { encodeProxyV1 } from '../../src/protocol/proxy-v1.js';
+import { encodeProxyV1 } from '../../src/shared/protocol/proxy-v1.js';
 import { MASTER, ROOT, connect, pollUntil, startBalancer, writeConfig, writeSplit, type DemoAnswer, type RunningBalancer } from '../helpers/balancer.js';
 import { createTestCa, opensslMissing, type ServerCert, type TestCa } from '../helpers/certs.js';
 

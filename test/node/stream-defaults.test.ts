@@ -1,7 +1,7 @@
 import http from 'node:http';
 import { Duplex, getDefaultHighWaterMark } from 'node:stream';
 import t from 'tap';
-import { SEGMENT_HIGH_WATER_MARK } from '../../workers/segment.js';
+import { SEGMENT_HIGH_WATER_MARK } from '../../src/worker/reuse/segment.js';
 
 // Public behaviour the link's flow control rests on: a segment's high-water
 // mark is its own, and the app's request inherits it from the socket.

@@ -3,7 +3,7 @@ import t, { type Test } from 'tap';
 import { takeOverAccept } from '../../src/node/accept.js';
 import { DESCRIPTORS_OPEN, RAW_READS, loadStreamWrap, loadTcpWrap, openDescriptor, rawDescriptor, rawPeer, readRaw, socketFromHandle, stopRawReads, closeRaw, type RawTcpHandle } from '../../src/node/tcp-handle.js';
 import { descriptorOf } from '../../src/node/socket.js';
-import { FdChannel, loadFdPass, type FdPassBinding } from '../../src/pool/fd-channel.js';
+import { FdChannel, loadFdPass, type FdPassBinding } from '../../src/shared/wire/fd-channel.js';
 import { canary } from './canary.js';
 
 /** A server whose accepted connections arrive as raw handles. */

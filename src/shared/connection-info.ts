@@ -1,0 +1,54 @@
+import type { KeySource } from './key/derive.js';
+import type { ProxyEndpoint, ProxyTlvs } from './protocol/proxy.js';
+import { tlsParentOf } from '../node/socket.js';
+
+/** What the master learned about a connection, handed to the worker with the socket. */
+export interface ConnectionInfo {
+  /** The client key the connection was routed by. */
+  readonly key: string;
+  /** Where the key came from. */
+  readonly keySource: KeySource | 'sticky';
+  /** The worker slot serving it. */
+  readonly worker: number;
+  /** The honoured PROXY header, or null. */
+  readonly proxy: {
+    readonly source: ProxyEndpoint | null;
+    readonly destination: ProxyEndpoint | null;
+    readonly tlvs: ProxyTlvs;
+  } | null;
+  /**
+   * The TCP peer's canonical address and whether it is in
+   * `proxyProtocol.trustedFrom`: the worker needs them to derive each later
+   * request's key exactly as the master would (key.reuse).
+   */
+  readonly peer?: string;
+  readonly peerTrusted?: boolean;
+  /** The real client address limits.perClient.maxConnections counts this connection under (set only then). */
+  readonly limitClient?: string;
+  /** The first request's real client address as the master found it (set only with limits.perClient, not for exempt clients). */
+  readonly firstClient?: string;
+}
+
+/**
+ * Where the worker runtime stores a connection's info. A registry symbol, so
+ * that an app requiring another copy of this package still finds it.
+ */
+export const CONNECTION_INFO = Symbol.for('sticky-session-ts.connectionInfo');
+
+/**
+ * The balancer's view of a connection: `{ key, keySource, worker, proxy }`.
+ * Works on the socket the worker runtime received and on sockets wrapping it
+ * (`req.socket` of http, https and http2). Returns null for a socket that did
+ * not come through the balancer.
+ */
+export function connectionInfo(socket: object | null | undefined): ConnectionInfo | null {
+  let current: unknown = socket;
+  // A TLS socket wraps the raw one, an HTTP/2 stream's socket is a proxy
+  // of the session socket; follow a few links at most.
+  for (let depth = 0; depth < 4 && current !== null && typeof current === 'object'; depth++) {
+    const info = (current as Record<symbol, unknown>)[CONNECTION_INFO];
+    if (info !== undefined) return info as ConnectionInfo;
+    current = tlsParentOf(current);
+  }
+  return null;
+}
