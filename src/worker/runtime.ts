@@ -22,7 +22,7 @@ import { forwardHooks } from './reuse/forward.js';
 import { stickyCookieHook } from './sticky-cookie.js';
 import { openFdChannel } from './receive.js';
 import { LinkPool, linkPath, listenForLinks } from './link/link.js';
-import type { HandoffReceiver } from '../shared/wire/fd-batch.js';
+import type { HandoffReceiver } from './receive.js';
 
 /**
  * The worker runtime: started by the master through node:cluster. It loads the
