@@ -100,6 +100,7 @@ export class Balancer {
   private readonly pending = new Map<number, PendingHandoff>();
   /** key.reuse "handback": the last pool view sent to the workers, and the timer looking for changes. */
   private poolViewSignature = '';
+  private fullSignature = '';
   private poolViewTimer: NodeJS.Timeout | null = null;
   private readonly logLimiter = new LogLimiter();
   /** limits.perClient, or null: no section, no cost. */
@@ -486,12 +487,8 @@ export class Balancer {
     }
     // The key's first choice among ready slots it was not already sent to (its
     // next choice when that slot is empty, dead or over the load bound).
-    if (this.poolViewTimer !== null) this.checkPoolView();
-    const pinned = handoff.pinned;
-    const choice =
-      pinned !== undefined && pinned < this.pool.slotCount && this.pool.readyMask[pinned] === 1 && !handoff.tried.includes(pinned)
-        ? { slot: pinned, fallback: null }
-        : this.pool.choose(handoff.keyHash, handoff.tried);
+    if (this.poolViewTimer !== null) this.checkPoolView(false);
+    const choice = this.pool.choose(handoff.keyHash, handoff.tried, handoff.pinned);
     const slot = choice.slot;
     fallbackReason ??= choice.fallback;
     if (slot === -1) {
@@ -609,24 +606,32 @@ export class Balancer {
   }
 
   /**
-   * Sends the workers the pool view (slot count, ready slots) when it changed
-   * since the last time (key.reuse "handback": each worker checks its requests'
-   * keys against it). Checked before every hand-off and every
-   * {@link POOL_VIEW_CHECK_MS}; a replaced worker (same mask, new pid) counts as
-   * a change so that it gets the view too.
+   * Sends the workers the pool view (slot count, ready slots, slots at the
+   * load bound) when it changed since the last time (key.reuse "handback" and
+   * "forward": each worker places its requests' keys with it, by the same
+   * function as here). Readiness is checked before every hand-off, the load
+   * bound only every {@link POOL_VIEW_CHECK_MS} (it may flip with every
+   * connection: a message to every worker each time would cost more than a
+   * request placed on a slot's neighbour). A replaced worker (same mask, new
+   * pid) counts as a change so that it gets the view too.
    */
-  private checkPoolView(): void {
-    const count = this.pool.slotCount;
+  private checkPoolView(withLoad = true): void {
+    const view = this.pool.placementView();
+    const count = view.slotCount;
     let signature = String(count);
-    for (let slot = 0; slot < count; slot++) signature += `,${this.pool.readyMask[slot] === 1 ? (this.pool.worker(slot)?.pid ?? 0) : 0}`;
-    if (signature === this.poolViewSignature) return;
+    for (let slot = 0; slot < count; slot++) signature += `,${view.ready[slot] === 1 ? (this.pool.worker(slot)?.pid ?? 0) : 0}`;
+    let fullSignature = '';
+    if (withLoad && view.full !== undefined) for (let slot = 0; slot < count; slot++) fullSignature += view.full[slot] === 1 ? '1' : '0';
+    if (signature === this.poolViewSignature && (!withLoad || fullSignature === this.fullSignature)) return;
     this.poolViewSignature = signature;
-    const ready = Array.from(this.pool.readyMask.subarray(0, count));
+    if (withLoad) this.fullSignature = fullSignature;
+    const ready = Array.from(view.ready.subarray(0, count));
+    const full = view.full === undefined ? undefined : Array.from(view.full.subarray(0, count));
     // The pids name each ready worker's link (key.reuse "forward", src/worker/link/link.ts).
     const pids = ready.map((isReady, slot) => (isReady === 1 ? (this.pool.worker(slot)?.pid ?? 0) : 0));
     for (let slot = 0; slot < count; slot++) {
       const proc = this.pool.worker(slot);
-      if (proc) this.pool.send(proc, { type: 'pool-view', slotCount: count, ready, pids }, undefined, ignoreError);
+      if (proc) this.pool.send(proc, { type: 'pool-view', slotCount: count, ready, pids, ...(full === undefined ? {} : { full }) }, undefined, ignoreError);
     }
   }
 }

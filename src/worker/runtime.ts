@@ -249,7 +249,7 @@ const handlers: { [K in MasterMessage['type']]: (message: Extract<MasterMessage,
   drain: (message) => onDrain(message.timeoutMs),
   'reload-tls': () => tlsFront?.reload(),
   'pool-view': (message) => {
-    setPoolView(message.slotCount, message.ready, message.pids);
+    setPoolView(message.slotCount, message.ready, message.pids, message.full);
     if (message.pids) linkPool?.retain(message.pids);
   },
   metrics: (message) => {

@@ -3,6 +3,8 @@ import http from 'node:http';
 import type net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
+import type { SlotChoice } from '../../shared/placement.js';
+import { hashKey } from '../../shared/ring/farmhash.js';
 import type { SlotView } from '../supervisor/pool.js';
 import type { MasterMetrics } from './metrics.js';
 
@@ -18,6 +20,8 @@ export interface AdminPool {
   readyCount(): number;
   /** One entry per slot, lowest first. */
   view(): SlotView[];
+  /** Where a key hash goes now (the balancer's own placement). */
+  choose(keyHash: number): SlotChoice;
 }
 
 /** What the admin API can ask the master to do. */
@@ -82,6 +86,16 @@ export function createAdminServer(pool: AdminPool, metrics: MasterMetrics, actio
       json(res, ready ? 200 : 503, pool.view());
       return;
     }
+    if (path === '/owner' && req.method === 'GET') {
+      const key = new URL(req.url ?? '/', 'http://admin').searchParams.get('key');
+      if (key === null) {
+        json(res, 400, { error: 'expected ?key=<client key>' });
+        return;
+      }
+      const slot = pool.choose(hashKey(key)).slot;
+      json(res, slot === -1 ? 503 : 200, { slot: slot === -1 ? null : slot });
+      return;
+    }
     if (path === '/metrics' && req.method === 'GET') {
       const master = await metrics.render();
       const workers = await actions.workerMetrics();
@@ -92,7 +106,7 @@ export function createAdminServer(pool: AdminPool, metrics: MasterMetrics, actio
       res.end(text);
       return;
     }
-    if (path === '/healthz' || path === '/workers' || path === '/metrics') json(res, 405, { error: 'method not allowed' });
+    if (path === '/healthz' || path === '/workers' || path === '/owner' || path === '/metrics') json(res, 405, { error: 'method not allowed' });
     else json(res, 404, { error: 'not found' });
   }
 

@@ -7,9 +7,10 @@ import type { Logger } from 'pino';
 import type { MasterMetrics } from '../admin/metrics.js';
 import type { ResolvedConfig } from '../../shared/config/load.js';
 import { reuseMode } from '../../shared/key/reuse.js';
-import { MAX_SLOTS, pickSlot } from '../../shared/ring/rendezvous.js';
+import { MAX_SLOTS } from '../../shared/ring/rendezvous.js';
 import { HEALTHY_UPTIME_MS, respawnDelayMs } from './backoff.js';
-import { pickBounded } from '../../shared/ring/bounded-load.js';
+import { fullSlots } from '../../shared/ring/bounded-load.js';
+import { placeKey, type PlacementView, type SlotChoice } from '../../shared/placement.js';
 import type { ConnectionInfo } from '../../shared/connection-info.js';
 import { canOpenTcp, loadFdPass, type FdPassBinding } from '../../shared/wire/fd-channel.js';
 import type { BatchEntry, HandbackKey } from '../../shared/wire/fd-batch.js';
@@ -59,17 +60,6 @@ export interface SlotView {
   readonly pid: number | null;
   readonly state: SlotState;
   readonly connections: number;
-}
-
-/** Why a connection did not go to its key's first choice. */
-export type FallbackReason = 'slot-not-ready' | 'over-load';
-
-/** Where the pool sends a key. */
-export interface SlotChoice {
-  /** The slot, or -1 when no eligible slot is ready. */
-  readonly slot: number;
-  /** Set when the key's first choice was skipped (counted as a fallback). */
-  readonly fallback: FallbackReason | null;
 }
 
 /** What the pool tells its owner about. */
@@ -127,9 +117,9 @@ export class WorkerPool {
   private nextMetricsId = 1;
   private stopping = false;
   private config: ResolvedConfig;
-  /** Scratch arrays for bounded-load placement (allocated once). */
-  private readonly eligible = new Uint8Array(MAX_SLOTS);
+  /** Bounded-load scratch (allocated once): each slot's load, and the slots at the bound. */
   private readonly loads = new Float64Array(MAX_SLOTS);
+  private readonly full = new Uint8Array(MAX_SLOTS);
   /** The fd-passing addon, when built and not turned off (workers.handoff "ipc"). */
   private readonly fdpass: FdPassBinding | null;
   /** key.reuse "forward": the directory (mode 0700) where each worker listens for links from the others. */
@@ -225,45 +215,26 @@ export class WorkerPool {
     this.hooks.onAck(proc, id);
   }
 
-  /** The best ready slot for a key hash, or -1 when none is ready. */
-  pick(keyHash: number): number {
-    return this.choose(keyHash, NO_SLOTS).slot;
+  /**
+   * Where a key goes now (src/shared/placement.ts): `pinned` (a sticky
+   * cookie's slot) when it is ready, else its first choice among ready slots
+   * not in `exclude` (slots a connection was already sent to) and, with
+   * `balanceFactor`, not at the load bound.
+   */
+  choose(keyHash: number, exclude: readonly number[] = NO_SLOTS, pinned = -1): SlotChoice {
+    return placeKey(keyHash, this.placementView(), exclude, pinned);
   }
 
-  /**
-   * Where a key goes: its first choice among ready slots not in `exclude`
-   * (slots a connection was already sent to), skipping slots over the load
-   * bound when `balanceFactor` is set. Reports whether the key's first choice
-   * was skipped because it is not ready or over the bound.
-   */
-  choose(keyHash: number, exclude: readonly number[]): SlotChoice {
-    const count = this.current.length;
-    let mask: Uint8Array = this.readyMask;
-    if (exclude.length > 0 || this.config.balanceFactor !== undefined) {
-      mask = this.eligible;
-      mask.set(this.readyMask.subarray(0, count));
-      for (const slot of exclude) mask[slot] = 0;
+  /** What placement reads now: the slots, the ready ones and (with `balanceFactor`) the ones at the load bound. */
+  placementView(): PlacementView {
+    const slotCount = this.current.length;
+    const factor = this.config.balanceFactor;
+    if (factor === undefined) return { slotCount, ready: this.readyMask };
+    for (let slot = 0; slot < slotCount; slot++) {
+      const proc = this.current[slot];
+      this.loads[slot] = proc ? proc.active + Math.max(0, proc.sent - proc.received) : 0;
     }
-    let slot: number;
-    let overflowed = false;
-    if (this.config.balanceFactor === undefined) {
-      slot = pickSlot(keyHash, count, mask);
-    } else {
-      for (let s = 0; s < count; s++) {
-        const proc = this.current[s];
-        this.loads[s] = proc ? proc.active + Math.max(0, proc.sent - proc.received) : 0;
-      }
-      const choice = pickBounded(keyHash, count, mask, this.loads, this.config.balanceFactor);
-      slot = choice.slot;
-      overflowed = choice.overflowed;
-    }
-    if (overflowed) return { slot, fallback: 'over-load' };
-    // Only when some slot is not ready can the first choice have been skipped; a
-    // second ring walk costs nothing in the common case this way.
-    if (slot !== -1 && exclude.length === 0 && this.readyCount() !== count && pickSlot(keyHash, count) !== slot) {
-      return { slot, fallback: 'slot-not-ready' };
-    }
-    return { slot, fallback: null };
+    return { slotCount, ready: this.readyMask, full: fullSlots(slotCount, this.readyMask, this.loads, factor, this.full) };
   }
 
   /** The current worker of a slot. */

@@ -1,12 +1,12 @@
-import { rankSlots } from './rendezvous.js';
-
 /**
  * Bounded-load consistent hashing ("Consistent Hashing with Bounded Loads",
  * Mirrokni, Thorup & Zadimoghaddam 2016; HAProxy's `hash-balance-factor`).
  *
  * A key walks its own preference order (its rendezvous ranking) and takes the
- * first eligible slot that is under the bound. The bound follows HAProxy's
- * `chash_server_is_eligible()`: a slot may take one more connection while
+ * first eligible slot that is under the bound. The bound is the same for every
+ * key, so that is the key's first choice among the slots not at the bound:
+ * this module makes that mask, src/shared/placement.ts places with it.
+ * The bound follows HAProxy's `chash_server_is_eligible()`: a slot may take one more connection while
  * `load < ceil(factor × (total + 1) / slots)`, where `total` is the load of the
  * eligible slots and `+ 1` is the connection being placed. Because the least
  * loaded slot always has `load ≤ total / slots < ceil((total + 1) / slots)`,
@@ -16,16 +16,6 @@ import { rankSlots } from './rendezvous.js';
  * Pure: no I/O, no clock; loads are given.
  */
 
-/** Where a key goes under the load bound. */
-export interface BoundedChoice {
-  /** The chosen slot, or -1 when no slot is eligible. */
-  readonly slot: number;
-  /** True when the key's first eligible slot was over the bound and skipped. */
-  readonly overflowed: boolean;
-  /** The bound used (connections a slot may hold before this one is placed). */
-  readonly bound: number;
-}
-
 /** The per-slot bound: `ceil(factor × (total + 1) / slots)`. */
 export function loadBound(totalLoad: number, eligibleSlots: number, factor: number): number {
   if (eligibleSlots <= 0) return 0;
@@ -34,31 +24,19 @@ export function loadBound(totalLoad: number, eligibleSlots: number, factor: numb
 }
 
 /**
- * The slot for `keyHash` among `0 .. slotCount-1` with `eligible[slot] === 1`,
- * skipping slots whose `loads[slot]` has reached the bound for `factor`.
+ * Marks in `out` the ready slots at the load bound for `factor`
+ * (`loads[slot] ≥ ceil(factor × (total + 1) / ready slots)`, HAProxy's
+ * `chash_server_is_eligible()`); clears the others. Returns `out`.
  */
-export function pickBounded(
-  keyHash: number,
-  slotCount: number,
-  eligible: ArrayLike<number>,
-  loads: ArrayLike<number>,
-  factor: number,
-): BoundedChoice {
+export function fullSlots(slotCount: number, ready: Uint8Array, loads: ArrayLike<number>, factor: number, out: Uint8Array): Uint8Array {
   let total = 0;
   let count = 0;
   for (let slot = 0; slot < slotCount; slot++) {
-    if (eligible[slot] !== 1) continue;
+    if (ready[slot] !== 1) continue;
     total += loads[slot] ?? 0;
     count++;
   }
   const bound = loadBound(total, count, factor);
-  if (count === 0) return { slot: -1, overflowed: false, bound };
-  let first = -1;
-  for (const slot of rankSlots(keyHash, slotCount)) {
-    if (eligible[slot] !== 1) continue;
-    if (first === -1) first = slot;
-    if ((loads[slot] ?? 0) < bound) return { slot, overflowed: slot !== first, bound };
-  }
-  // Unreachable for factor ≥ 1 (see above); a caller passing factor < 1 still gets a slot.
-  return { slot: first, overflowed: false, bound };
+  for (let slot = 0; slot < slotCount; slot++) out[slot] = ready[slot] === 1 && (loads[slot] ?? 0) >= bound ? 1 : 0;
+  return out;
 }

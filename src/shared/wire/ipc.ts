@@ -29,7 +29,7 @@ export type MasterMessage =
    * when they change (key.reuse "handback"): a worker compares each request's
    * key with it to know whether the request is its own.
    */
-  | { readonly type: 'pool-view'; readonly slotCount: number; readonly ready: readonly number[]; readonly pids?: readonly number[] };
+  | { readonly type: 'pool-view'; readonly slotCount: number; readonly ready: readonly number[]; readonly pids?: readonly number[]; readonly full?: readonly number[] };
 
 /** Worker → master. */
 export type WorkerMessage =

@@ -10,7 +10,7 @@ import type { HandbackKey } from '../../shared/wire/fd-batch.js';
 import { parseRequestHead, type RequestHead } from '../../shared/protocol/http1.js';
 import { firstRequestCloses, newChunkedState, requestFraming, scanChunked, type ChunkedState } from '../../shared/protocol/http1-framing.js';
 import { hashKey } from '../../shared/ring/farmhash.js';
-import { pickSlot } from '../../shared/ring/rendezvous.js';
+import { placeKey, type PlacementView } from '../../shared/placement.js';
 import type { RequestHook } from '../request-hooks.js';
 import { Segment, writeChunk, type OutChunk, type SegmentOwner } from './segment.js';
 import { workerRegistry } from '../metrics.js';
@@ -76,11 +76,14 @@ export const stickyRejectedInWorker = new Counter({
 });
 
 /** The master's pool as last announced (`pool-view`); null until the first one. */
-let poolView: { slotCount: number; ready: Uint8Array; pids: readonly number[] } | null = null;
+let poolView: (PlacementView & { readonly pids: readonly number[] }) | null = null;
 
-/** Takes the master's `pool-view` message (`pids`: each ready slot's worker, for its link). */
-export function setPoolView(slotCount: number, ready: readonly number[], pids: readonly number[] = []): void {
-  poolView = { slotCount, ready: Uint8Array.from(ready), pids };
+/**
+ * Takes the master's `pool-view` message (`pids`: each ready slot's worker,
+ * for its link; `full`: the slots at the load bound, with balanceFactor).
+ */
+export function setPoolView(slotCount: number, ready: readonly number[], pids: readonly number[] = [], full?: readonly number[]): void {
+  poolView = { slotCount, ready: Uint8Array.from(ready), pids, full: full === undefined ? undefined : Uint8Array.from(full) };
 }
 
 /** The pid of a ready slot's worker (its link's name), or 0. */
@@ -122,10 +125,10 @@ function nowSeconds(): number {
 }
 
 /**
- * Where a request with this head belongs, as the master would decide: the
- * slot of a valid sticky cookie when that slot is ready, else the key's
- * rendezvous pick over the ready slots. Without a pool view yet: this slot
- * exactly when the key is the connection's (the master decides otherwise).
+ * Where a request with this head belongs: the master's own decision
+ * (src/shared/placement.ts) over the pool view it last sent, with the slot of
+ * a valid sticky cookie pinned. Without a pool view yet: this slot exactly
+ * when the key is the connection's (the master decides otherwise).
  */
 export function destination(head: RequestHead, info: ConnectionInfo, ctx: ReuseContext): Destination {
   const keyContext: KeyContext = {
@@ -143,9 +146,8 @@ export function destination(head: RequestHead, info: ConnectionInfo, ctx: ReuseC
     else if (verdict.kind === 'valid' && (view === null || (verdict.slot < view.slotCount && view.ready[verdict.slot] === 1))) stickySlot = verdict.slot;
   }
   let slot: number;
-  if (stickySlot !== -1) slot = stickySlot;
-  else if (view !== null) slot = pickSlot(hashKey(key.key), view.slotCount, view.ready);
-  else slot = key.key === info.key ? ctx.slot : -1;
+  if (view !== null) slot = placeKey(hashKey(key.key), view, undefined, stickySlot).slot;
+  else slot = stickySlot !== -1 ? stickySlot : key.key === info.key ? ctx.slot : -1;
   return { key, stickySlot, slot };
 }
 

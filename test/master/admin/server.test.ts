@@ -4,6 +4,9 @@ import t from 'tap';
 import { MasterMetrics } from '../../../src/master/admin/metrics.js';
 import { createAdminServer, listenAdmin, type AdminPool } from '../../../src/master/admin/server.js';
 import type { SlotView } from '../../../src/master/supervisor/pool.js';
+import { placeKey } from '../../../src/shared/placement.js';
+import { hashKey } from '../../../src/shared/ring/farmhash.js';
+import { pickSlot } from '../../../src/shared/ring/rendezvous.js';
 import { request } from '../../helpers/balancer.js';
 import { parseExposition } from '../../helpers/prometheus.js';
 
@@ -16,6 +19,9 @@ function fakePool(slots: SlotView[]): AdminPool & { slots: SlotView[] } {
     },
     view() {
       return this.slots;
+    },
+    choose(keyHash) {
+      return placeKey(keyHash, { slotCount: this.slots.length, ready: Uint8Array.from(this.slots, (slot) => (slot.state === 'ready' ? 1 : 0)) });
     },
   };
 }
@@ -48,6 +54,24 @@ t.test('GET /workers answers the slot list', async (t) => {
   t.equal(answer.status, 200);
   t.equal(answer.headers['content-type'], 'application/json');
   t.same(JSON.parse(answer.body.toString()), pool.slots);
+});
+
+t.test("GET /owner?key= answers the key's slot as placement decides it; 400 without a key, 503 with no ready slot", async (t) => {
+  const pool = fakePool([READY(0), READY(1), READY(2)]);
+  const port = await start(pool, async () => true);
+  for (const key of ['198.51.100.7', '2001:db8::1', 'session=abc&x=1']) {
+    const answer = await request(port, { path: `/owner?key=${encodeURIComponent(key)}` });
+    t.equal(answer.status, 200);
+    t.same(JSON.parse(answer.body.toString()), { slot: pickSlot(hashKey(key), 3) }, key);
+  }
+  pool.slots = [READY(0), { slot: 1, pid: null, state: 'empty', connections: 0 }];
+  t.same(JSON.parse((await request(port, { path: '/owner?key=k' })).body.toString()), { slot: 0 }, 'only ready slots');
+  t.equal((await request(port, { path: '/owner' })).status, 400);
+  t.equal((await request(port, { path: '/owner?key=k', method: 'POST' })).status, 405);
+  pool.slots = [{ slot: 0, pid: null, state: 'empty', connections: 0 }];
+  const none = await request(port, { path: '/owner?key=k' });
+  t.equal(none.status, 503);
+  t.same(JSON.parse(none.body.toString()), { slot: null });
 });
 
 t.test('PUT /workers scales and answers the new list; bad bodies are 400/413', async (t) => {
