@@ -48,11 +48,15 @@ t.test('the systemd unit: reload is SIGHUP, stop is SIGTERM with time for the dr
   t.match(settings.get('ExecStart'), /dist\/master\.js --config /);
 });
 
-function manifests(): Array<Record<string, any>> {
+/** A parsed Kubernetes manifest: read field by field, as the test walks it. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- YAML of any shape, checked by the assertions
+type Manifest = Record<string, any>;
+
+function manifests(): Array<Manifest> {
   return ['configmap.yaml', 'deployment.yaml', 'service.yaml'].flatMap((name) =>
     parseAllDocuments(readFileSync(join(DEPLOY, 'kubernetes', name), 'utf8')).map((document) => {
       if (document.errors.length > 0) throw new Error(`${name}: ${document.errors.map(String).join('; ')}`);
-      return document.toJS() as Record<string, any>;
+      return document.toJS() as Manifest;
     }),
   );
 }
@@ -82,7 +86,7 @@ t.test('Kubernetes manifests: the config validates, probes ask the admin API, th
   t.equal(container.args.at(-1), '/etc/sticky-session-ts/config.json');
   t.equal(container.volumeMounts.find((mount: { name: string }) => mount.name === 'config').mountPath, '/etc/sticky-session-ts');
 
-  const service = byKind.get('Service') as Record<string, any>;
+  const service = byKind.get('Service') as Manifest;
   const annotations = service.metadata.annotations as Record<string, string>;
   t.equal(annotations['service.beta.kubernetes.io/aws-load-balancer-proxy-protocol'], '*');
   t.equal(annotations['service.beta.kubernetes.io/aws-load-balancer-healthcheck-path'], config.health?.path);

@@ -275,7 +275,7 @@ const haproxy: Contender = {
       await waitHttp(port);
     } catch (error) {
       await Promise.all([stopProcess(proxy), stopProcess(backends.child)]);
-      throw new Error(`haproxy: ${(error as Error).message}\n${readLog(join(workdir, 'haproxy.log'))}`);
+      throw new Error(`haproxy: ${(error as Error).message}\n${readLog(join(workdir, 'haproxy.log'))}`, { cause: error });
     }
     return { port, adminPort: null, stop: async () => void (await Promise.all([stopProcess(proxy), stopProcess(backends.child)])) };
   },
@@ -328,7 +328,7 @@ const nginx: Contender = {
       await waitHttp(port);
     } catch (error) {
       await Promise.all([stopProcess(proxy), stopProcess(backends.child)]);
-      throw new Error(`nginx: ${(error as Error).message}\n${readLog(join(prefix, 'stderr.log'))}\n${readLog(join(prefix, 'error.log'))}`);
+      throw new Error(`nginx: ${(error as Error).message}\n${readLog(join(prefix, 'stderr.log'))}\n${readLog(join(prefix, 'error.log'))}`, { cause: error });
     }
     return { port, adminPort: null, stop: async () => void (await Promise.all([stopProcess(proxy), stopProcess(backends.child)])) };
   },

@@ -16,7 +16,7 @@ import { bytesFromWire, infoFromWire } from '../shared/wire/connection.js';
 import { parseRequestHead, type RequestHead } from '../shared/protocol/http1.js';
 import { parseProxyHeader, type ProxyEndpoint, type ProxyHeader } from '../shared/protocol/proxy.js';
 import { hashKey } from '../shared/ring/farmhash.js';
-import { readStickyCookie, type StickyVerdict } from '../shared/key/sticky-cookie.js';
+import { nowSeconds, readStickyCookie, type StickyVerdict } from '../shared/key/sticky-cookie.js';
 import { reuseMode } from '../shared/key/reuse.js';
 import { LogLimiter } from '../shared/log/log-limiter.js';
 import { ClientLimits } from './client-limits.js';
@@ -657,10 +657,6 @@ function dropBytes(): void {
   // A refused client's further bytes are read only to be dropped (see REFUSAL_LINGER_MS).
 }
 
-/** Seconds since the epoch (the sticky cookie's clock). */
-function nowSeconds(): number {
-  return Math.floor(Date.now() / 1000);
-}
 
 function ignoreError(): void {
   // Client resets are normal; the 'close' that follows does the bookkeeping.

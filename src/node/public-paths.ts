@@ -49,7 +49,7 @@ const missing = new Set<PublicPath>();
  */
 export function internalsUsable(group: PublicPath, present: () => boolean): boolean {
   if (forced.has(group)) return false;
-  let ok = false;
+  let ok: boolean;
   try {
     ok = present();
   } catch {

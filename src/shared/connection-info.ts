@@ -1,4 +1,4 @@
-import type { KeySource } from './key/derive.js';
+import type { ConnectionKeySource } from './key/sources.js';
 import type { ProxyEndpoint, ProxyTlvs } from './protocol/proxy.js';
 import { tlsParentOf } from '../node/socket.js';
 
@@ -7,7 +7,7 @@ export interface ConnectionInfo {
   /** The client key the connection was routed by. */
   readonly key: string;
   /** Where the key came from. */
-  readonly keySource: KeySource | 'sticky';
+  readonly keySource: ConnectionKeySource;
   /** The worker slot serving it. */
   readonly worker: number;
   /** The honoured PROXY header, or null. */

@@ -4,6 +4,7 @@ import { realClientAddress, truncateForLog } from '../shared/inspect/client.js';
 import type { CidrList } from '../shared/ip/address.js';
 import { connectionInfo } from '../shared/connection-info.js';
 import type { RequestHook } from './request-hooks.js';
+import { fieldValues } from './request-head.js';
 
 /**
  * Who sent a request, by the same rules the master uses for its log lines:
@@ -29,10 +30,6 @@ export function requestClient(req: http.IncomingMessage, trusted: CidrList, hops
   );
 }
 
-/** Node joins repeated X-Forwarded-For / Forwarded fields with ', '; the type still allows an array. */
-function fieldValues(value: string | string[] | undefined): readonly string[] {
-  return value === undefined ? [] : typeof value === 'string' ? [value] : value;
-}
 
 /**
  * `accessLog: true`: one pino line per request, when its response

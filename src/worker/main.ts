@@ -1,4 +1,4 @@
-import { isMasterMessage, type WorkerMessage } from '../shared/wire/ipc.js';
+import { isMessage, type MasterMessage, type WorkerMessage } from '../shared/wire/ipc.js';
 import { setWorkerStart } from './start.js';
 
 /**
@@ -8,9 +8,11 @@ import { setWorkerStart } from './start.js';
  * reach the app's own child processes or /proc/<pid>/environ.
  */
 const onMessage = (message: unknown): void => {
-  if (!isMasterMessage(message) || message.type !== 'start') return;
+  if (!isMessage<MasterMessage>(message) || message.type !== 'start') return;
   process.off('message', onMessage);
   setWorkerStart(message);
+  // Loaded only now: the runtime reads the start message when it loads.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
   require('./runtime.js');
 };
 process.on('message', onMessage);

@@ -3,7 +3,7 @@ import net from 'node:net';
 import { createLogger } from '../shared/log/logger.js';
 import type { ResolvedConfig } from '../shared/config/load.js';
 import { CONNECTION_INFO, type ConnectionInfo } from '../shared/connection-info.js';
-import { isMasterMessage, type MasterMessage, type WorkerMessage } from '../shared/wire/ipc.js';
+import { isMessage, type MasterMessage, type WorkerMessage } from '../shared/wire/ipc.js';
 import { bytesFromWire, bytesToWire, infoFromWire, infoToWire } from '../shared/wire/connection.js';
 import { SOCKET_READS_STOP, descriptorOf, serverSocketOptions, shadowAddresses } from '../node/socket.js';
 import { socketFromHandle, type RawTcpHandle } from '../node/tcp-handle.js';
@@ -17,7 +17,9 @@ import { installRequestHooks, installUpgradeHooks, type RequestHook, type Upgrad
 import { connectionsReceived, openConnections, requestsServed, workerRegistry } from './metrics.js';
 import { createTlsFront, type TlsFront } from './tls.js';
 import { reuseMode, type ReuseMode } from '../shared/key/reuse.js';
-import { reuseHooks, setPoolView, type ReuseContext } from './reuse/handback.js';
+import type { ReuseContext } from './reuse/context.js';
+import { setPoolView } from './reuse/destination.js';
+import { reuseHooks } from './reuse/strategies.js';
 import { forwardHooks } from './reuse/forward.js';
 import { stickyCookieHook } from './sticky-cookie.js';
 import { openFdChannel } from './receive.js';
@@ -273,7 +275,7 @@ async function main(): Promise<void> {
   installUpgradeHooks(server, upgradeHooks);
   if (config.tls) tlsFront = createTlsFront(server, config.tls, { handshakeTimeoutMs: config.limits.peekTimeoutMs, headersTimeoutMs: config.limits.headersTimeoutMs }, log);
   process.on('message', (message: unknown, handle: unknown) => {
-    if (!isMasterMessage(message)) return;
+    if (!isMessage<MasterMessage>(message)) return;
     const handler = handlers[message.type] as ((m: MasterMessage, h: net.Socket | object | undefined) => void) | undefined;
     // A message type this runtime does not know (a newer master during a rolling
     // upgrade) is ignored rather than crashing the worker.

@@ -1,5 +1,5 @@
 import type http from 'node:http';
-import { needsStickyCookie, readStickyCookie, signStickyCookie, stickySetCookie, type StickyCookieRules } from '../shared/key/sticky-cookie.js';
+import { needsStickyCookie, nowSeconds, readStickyCookie, signStickyCookie, stickySetCookie, type StickyCookieRules } from '../shared/key/sticky-cookie.js';
 import type { RequestHook } from './request-hooks.js';
 
 /**
@@ -14,7 +14,7 @@ import type { RequestHook } from './request-hooks.js';
  */
 export function stickyCookieHook(rules: StickyCookieRules, slot: number, secure: boolean): RequestHook {
   return (req, res) => {
-    const now = Math.floor(Date.now() / 1000);
+    const now = nowSeconds();
     const verdict = readStickyCookie(req.headers.cookie, now, rules);
     if (!needsStickyCookie(verdict, slot, now, rules)) return false;
     addCookieAtWriteHead(res, stickySetCookie(signStickyCookie(slot, now, rules), rules, secure));

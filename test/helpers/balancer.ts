@@ -1,5 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -248,7 +248,6 @@ export async function exchange(port: number, bytes: Buffer | string, localAddres
 
 /** The master's open descriptors and resident memory, from /proc (Linux). */
 export function processStats(pid: number): { fds: number; rssBytes: number } {
-  const { readdirSync, readFileSync } = require('node:fs') as typeof import('node:fs');
   const fds = readdirSync(`/proc/${pid}/fd`).length;
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
@@ -262,7 +261,6 @@ export async function admin(adminPort: number, path: string, init: { method?: st
 
 /** Which program is installed (for interop tests that need a Debian peer). */
 export function which(program: string): string | null {
-  const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
   const result = spawnSync('sh', ['-c', `command -v ${program}`], { encoding: 'utf8' });
   return result.status === 0 ? result.stdout.trim() : null;
 }

@@ -81,7 +81,7 @@ export function requestFrom(port: number, localAddress: string, method: string, 
         let text = '';
         res.on('data', (chunk: Buffer) => (text += chunk.toString()));
         res.on('end', () => {
-          let body: Record<string, unknown> = {};
+          let body: Record<string, unknown>;
           try {
             body = JSON.parse(text) as Record<string, unknown>;
           } catch {

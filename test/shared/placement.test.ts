@@ -20,7 +20,11 @@ function walkRanking(keyHash: number, eligible: Uint8Array, loads: number[], fac
   const n = eligible.length;
   let total = 0;
   let count = 0;
-  for (let slot = 0; slot < n; slot++) if (eligible[slot] === 1) (total += loads[slot] as number), count++;
+  for (let slot = 0; slot < n; slot++) {
+    if (eligible[slot] !== 1) continue;
+    total += loads[slot] as number;
+    count++;
+  }
   const bound = loadBound(total, count, factor);
   let first = -1;
   for (const slot of rankSlots(keyHash, n)) {

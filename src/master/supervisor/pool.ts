@@ -15,7 +15,7 @@ import type { ConnectionInfo } from '../../shared/connection-info.js';
 import { canOpenTcp, loadFdPass, type FdPassBinding } from '../../shared/wire/fd-channel.js';
 import type { BatchEntry, HandbackKey } from '../../shared/wire/fd-batch.js';
 import { HandoffSender } from '../transport/handoff-sender.js';
-import { isWorkerMessage, type MasterMessage, type WorkerMessage } from '../../shared/wire/ipc.js';
+import { isMessage, type MasterMessage, type WorkerMessage } from '../../shared/wire/ipc.js';
 import { infoToWire, bytesToWire } from '../../shared/wire/connection.js';
 import { canTransition, takesConnections, type SlotState } from './slot-state.js';
 import { Liveness, type Unresponsive } from './liveness.js';
@@ -547,7 +547,7 @@ export class WorkerPool {
   }
 
   private onMessage(proc: WorkerProc, message: unknown, handle: Socket | undefined, replacing?: WorkerProc): void {
-    if (!isWorkerMessage(message)) return;
+    if (!isMessage<WorkerMessage>(message)) return;
     proc.liveness.heard(monotonicMs());
     switch (message.type) {
       case 'ready':

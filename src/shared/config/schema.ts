@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { KEY_SOURCES } from '../key/sources.js';
 
 /**
  * The config.json schema. Validated once at start; unknown
@@ -11,8 +12,6 @@ const port = z.number({ error: PORT_MSG }).int({ error: PORT_MSG }).min(0, { err
 const POSITIVE_MSG = 'expected a positive integer';
 const positiveInt = z.number({ error: POSITIVE_MSG }).int({ error: POSITIVE_MSG }).positive({ error: POSITIVE_MSG });
 
-/** Key sources, in the order the master may try them. */
-export const KEY_SOURCES = ['cookie', 'proxy', 'forwarded', 'remote'] as const;
 
 const listen = z.strictObject({
   host: z.string().min(1).default('0.0.0.0'),

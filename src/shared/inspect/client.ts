@@ -1,5 +1,5 @@
 import { canonicalIp } from '../ip/address.js';
-import { forwardedForAddress, xForwardedForAddress } from '../key/forwarded.js';
+import { trustedForwardedAddress } from '../key/forwarded.js';
 
 /** What is known about who sent a request, for the audit trail. */
 export interface ClientFacts {
@@ -24,11 +24,8 @@ export interface ClientFacts {
  */
 export function realClientAddress(facts: ClientFacts, hops: number): string {
   if (facts.proxySource !== null) return canonicalIp(facts.proxySource) ?? facts.proxySource;
-  if (facts.peerTrusted) {
-    const forwarded =
-      facts.forwardedFor.length > 0 ? xForwardedForAddress(facts.forwardedFor, hops) : facts.forwarded.length > 0 ? forwardedForAddress(facts.forwarded, hops) : null;
-    if (forwarded !== null) return forwarded;
-  }
+  const forwarded = facts.peerTrusted ? trustedForwardedAddress(facts.forwardedFor, facts.forwarded, hops) : null;
+  if (forwarded !== null) return forwarded;
   return canonicalIp(facts.peer) ?? facts.peer;
 }
 

@@ -98,7 +98,6 @@ function parseIPv6(text: string, start: number, end: number, out: Uint16Array): 
       if (v4 < 0) return false;
       out[count++] = v4 >>> 16;
       out[count++] = v4 & 0xffff;
-      pos = end;
       break;
     }
     if (digits === 0 || digits > 4) return false;

@@ -1,4 +1,4 @@
-import { DQUOTE, EQUALS, HTAB, SEMICOLON, SP, isOws } from '../protocol/ascii.js';
+import { DQUOTE, EQUALS, SEMICOLON, isOws } from '../protocol/ascii.js';
 /**
  * The value of one named cookie in a Cookie field value (RFC 6265 section 5.4
  * for the format, 4.2.1 for the grammar), found without splitting the header:

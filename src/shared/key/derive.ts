@@ -5,10 +5,11 @@
 import { canonicalIp } from '../ip/address.js';
 import type { RequestHead } from '../protocol/http1.js';
 import { cookieValue } from './cookie.js';
-import { forwardedForAddress, xForwardedForAddress } from './forwarded.js';
+import { trustedForwardedAddress } from './forwarded.js';
 
-/** Where a client key can come from, in the order `key.order` lists them. */
-export type KeySource = 'cookie' | 'proxy' | 'forwarded' | 'remote';
+import type { KeySource } from './sources.js';
+
+export type { KeySource } from './sources.js';
 
 /** The `key` section of the configuration. */
 export interface KeyRules {
@@ -51,9 +52,7 @@ function fromSource(source: KeySource, ctx: KeyContext, rules: KeyRules): string
       // whole header is client-written.
       const head = ctx.head;
       if (!ctx.peerTrusted || head === null) return null;
-      return head.forwardedFor.length > 0
-        ? xForwardedForAddress(head.forwardedFor, rules.forwardedTrustedHops)
-        : forwardedForAddress(head.forwarded, rules.forwardedTrustedHops);
+      return trustedForwardedAddress(head.forwardedFor, head.forwarded, rules.forwardedTrustedHops);
     }
     case 'remote':
       return canonicalIp(ctx.peerAddress) ?? '';

@@ -6,7 +6,7 @@
  * 1000-entry or 64 KiB header costs no more than its last few entries.
  */
 import { canonicalIp } from '../ip/address.js';
-import { BACKSLASH, COLON, COMMA, DQUOTE, EQUALS, HTAB, SEMICOLON, SP, isDigit, isOws } from '../protocol/ascii.js';
+import { BACKSLASH, COLON, COMMA, DQUOTE, EQUALS, SEMICOLON, isDigit, isOws } from '../protocol/ascii.js';
 
 /**
  * RFC 7239 6: `node-port = port / obfport`, `port = 1*5DIGIT`,
@@ -186,4 +186,14 @@ export function forwardedForAddress(values: readonly string[], hops: number): st
     }
   }
   return null;
+}
+
+/**
+ * The client address a trusted proxy forwarded: the X-Forwarded-For entry
+ * `hops` from the right when there is any X-Forwarded-For field, else the
+ * RFC 7239 Forwarded `for=` that far from the right; null when there is none
+ * or it is not an IP address. The caller decides whether the peer is trusted.
+ */
+export function trustedForwardedAddress(forwardedFor: readonly string[], forwarded: readonly string[], hops: number): string | null {
+  return forwardedFor.length > 0 ? xForwardedForAddress(forwardedFor, hops) : forwarded.length > 0 ? forwardedForAddress(forwarded, hops) : null;
 }

@@ -40,6 +40,11 @@ export interface StickyCookieRules {
  * truncation to no less than half the hash length; NIST SP 800-107 likewise).
  */
 export const MAC_BYTES = 16;
+
+/** The cookie's clock: whole seconds since the epoch (what its timestamp holds). */
+export function nowSeconds(): number {
+  return Math.floor(Date.now() / 1000);
+}
 /** base64url characters for {@link MAC_BYTES} bytes without padding: ceil(16 * 4 / 3) = 22. */
 const MAC_CHARS = 22;
 /** Longest value accepted: 4 slot digits + '.' + 11 expiry digits + '.' + 22 MAC characters = 39. */

@@ -13,8 +13,8 @@
  */
 import type { ErrorCode } from '../errors.js';
 import { NEED_MORE, parseError, type ParseResult } from './result.js';
-import type { ProxyEndpoint, ProxyHeader } from './proxy.js';
-import { COLON, CR, DIGIT_0, DIGIT_9, DOT, LF, SP, isDigit } from './ascii.js';
+import type { ProxyEndpoint, ProxyHeader } from './proxy-header.js';
+import { COLON, CR, DIGIT_0, DOT, LF, SP, isDigit } from './ascii.js';
 
 /**
  * The longest valid v1 line, CRLF included (proxy-protocol.txt 2.1, "worst case"):

@@ -28,7 +28,7 @@
  */
 import { NEED_MORE, parseError, type ParseResult } from './result.js';
 import type { ErrorCode } from '../errors.js';
-import type { ProxyEndpoint, ProxyHeader, ProxyTlvs } from './proxy.js';
+import type { ProxyEndpoint, ProxyHeader, ProxyTlvs } from './proxy-header.js';
 import { crc32cFinish, crc32cUpdate, CRC32C_INIT } from './crc32c.js';
 import { isIPv4Text, isIPv6Text } from './proxy-v1.js';
 

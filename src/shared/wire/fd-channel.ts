@@ -52,6 +52,8 @@ export function loadFdPass(): FdPassBinding | null {
   const file = process.platform === 'linux' ? addonPath() : null;
   if (file !== null) {
     try {
+      // A native addon has no import form; its path is only known at run time.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
       loaded = require(file) as FdPassBinding;
     } catch {
       loaded = null;

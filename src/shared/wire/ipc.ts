@@ -64,12 +64,11 @@ export type WorkerMessage =
       readonly stickySlot?: number;
     };
 
-/** Recognises a message from a worker (IPC data is untrusted input in shape). */
-export function isWorkerMessage(value: unknown): value is WorkerMessage {
-  return value !== null && typeof value === 'object' && typeof (value as { type?: unknown }).type === 'string';
-}
-
-/** Recognises a message from the master. */
-export function isMasterMessage(value: unknown): value is MasterMessage {
+/**
+ * Recognises one of our messages, either way (IPC data is untrusted input in
+ * shape): an object with a string `type`. Each side's handler table then
+ * ignores the types it does not know.
+ */
+export function isMessage<M extends MasterMessage | WorkerMessage>(value: unknown): value is M {
   return value !== null && typeof value === 'object' && typeof (value as { type?: unknown }).type === 'string';
 }

@@ -1,7 +1,8 @@
 import net from 'node:net';
 import { join } from 'node:path';
 import { CONNECTION_INFO, type ConnectionInfo } from '../../shared/connection-info.js';
-import { Segment, chunkBytes, type Endpoints, type OutChunk, type SegmentOwner } from '../reuse/segment.js';
+import { CONNECTION_KEY_SOURCES } from '../../shared/key/sources.js';
+import { StandInSocket, chunkBytes, type Endpoints, type OutChunk, type StandInOwner } from '../reuse/stand-in-socket.js';
 
 /**
  * Worker-to-worker links for key.reuse "forward" (src/worker/reuse/forward.ts): one
@@ -50,8 +51,6 @@ export const FRAME_RESET = 5;
 export const FRAME_CREDIT = 6;
 export const FRAME_KEY = 7;
 
-/** Key sources by their KEY frame byte. */
-const KEY_SOURCES: ReadonlyArray<ConnectionInfo['keySource']> = ['cookie', 'proxy', 'forwarded', 'remote', 'sticky'];
 
 export const HEADER_BYTES = 9;
 /** The largest frame either side accepts; both ends are this code, so a bigger one is a bug. */
@@ -220,7 +219,7 @@ export class FrontStream {
     // The same client connection (so the same addresses) with another request's key: a KEY frame.
     if (last !== null && last.worker === info.worker && last.proxy === info.proxy && last.peer === info.peer && last.peerTrusted === info.peerTrusted) {
       const payload = Buffer.allocUnsafe(1 + Buffer.byteLength(info.key, 'latin1'));
-      payload[0] = KEY_SOURCES.indexOf(info.keySource);
+      payload[0] = CONNECTION_KEY_SOURCES.indexOf(info.keySource);
       payload.write(info.key, 1, 'latin1');
       this.link.writer.frame(FRAME_KEY, this.id, payload);
       return;
@@ -472,15 +471,15 @@ export interface BackContext {
   readonly accepting?: () => boolean;
 }
 
-/** One stream on the back: the app's server sees it as one keep-alive connection (a {@link Segment}). */
-class BackStream implements SegmentOwner {
-  readonly segment = new Segment(this);
+/** One stream on the back: the app's server sees it as one keep-alive connection (a {@link StandInSocket}). */
+class BackStream implements StandInOwner {
+  readonly standIn = new StandInSocket(this);
   endpoints: Endpoints = {};
   /** Response DATA bytes sent and not credited yet. */
   private unacked = 0;
   /** Response bytes the window has no room for yet, and the write callback of each chunk. */
   private readonly blocked: Array<{ bytes: Buffer; done: (() => void) | null }> = [];
-  /** Request bytes pushed to the segment and not credited yet (the server was full). */
+  /** Request bytes pushed to the stand-in and not credited yet (the server was full). */
   private uncredited = 0;
   private closed = false;
   /** Requests begun on the stream (DATA after the last response) and responses completed. */
@@ -503,29 +502,29 @@ class BackStream implements SegmentOwner {
     switch (type) {
       case FRAME_INFO: {
         const { info, ...endpoints } = JSON.parse(payload.toString()) as LinkInfo;
-        (this.segment as unknown as Record<symbol, unknown>)[CONNECTION_INFO] = { ...info, worker: this.link.ctx.slot };
+        (this.standIn as unknown as Record<symbol, unknown>)[CONNECTION_INFO] = { ...info, worker: this.link.ctx.slot };
         this.endpoints = endpoints;
         return;
       }
       case FRAME_KEY: {
-        const keySource = KEY_SOURCES[payload[0] as number];
-        const current = (this.segment as unknown as Record<symbol, ConnectionInfo | undefined>)[CONNECTION_INFO];
+        const keySource = CONNECTION_KEY_SOURCES[payload[0] as number];
+        const current = (this.standIn as unknown as Record<symbol, ConnectionInfo | undefined>)[CONNECTION_INFO];
         if (keySource === undefined || current === undefined) {
           this.link.socket.destroy();
           return;
         }
-        (this.segment as unknown as Record<symbol, unknown>)[CONNECTION_INFO] = { ...current, key: payload.toString('latin1', 1), keySource };
+        (this.standIn as unknown as Record<symbol, unknown>)[CONNECTION_INFO] = { ...current, key: payload.toString('latin1', 1), keySource };
         return;
       }
       case FRAME_DATA:
         // Bytes after the last response start a request (or continue one): not idle any more.
         if (this.requests === this.answered) this.requests++;
-        if (this.segment.push(payload) && this.uncredited === 0) this.link.writer.credit(this.id, payload.length);
+        if (this.standIn.push(payload) && this.uncredited === 0) this.link.writer.credit(this.id, payload.length);
         else this.uncredited += payload.length;
         return;
       case FRAME_RESET:
         this.closed = true;
-        this.segment.destroy();
+        this.standIn.destroy();
         return;
       case FRAME_CREDIT: {
         if (payload.length !== 4) {
@@ -546,7 +545,7 @@ class BackStream implements SegmentOwner {
     if (!this.closed) this.link.writer.frame(FRAME_DONE, this.id, null);
   }
 
-  onSegmentRead(): void {
+  onStandInRead(): void {
     if (this.uncredited === 0 || this.closed) return;
     this.link.writer.credit(this.id, this.uncredited);
     this.uncredited = 0;
@@ -589,21 +588,21 @@ class BackStream implements SegmentOwner {
     }
   }
 
-  onSegmentFinal(): void {
+  onStandInFinal(): void {
     if (this.closed) return;
     this.closed = true;
     this.link.writer.frame(FRAME_END, this.id, null);
     this.link.drop(this);
   }
 
-  onSegmentDestroy(): void {
+  onStandInDestroy(): void {
     for (const blocked of this.blocked.splice(0)) blocked.done?.();
     if (!this.closed) {
       // What the server wrote last (a 400, a 408) was queued before the reset.
       // Destroyed with no request in progress (a draining worker closing idle
       // connections): whatever the front sent since is not processed, "refused".
       this.closed = true;
-      this.link.writer.frame(FRAME_RESET, this.id, !this.segment.responding && this.requests === this.answered ? REFUSED_PAYLOAD : null);
+      this.link.writer.frame(FRAME_RESET, this.id, !this.standIn.responding && this.requests === this.answered ? REFUSED_PAYLOAD : null);
     }
     this.link.drop(this);
   }
@@ -648,7 +647,7 @@ class BackLink {
       this.streams.set(id, stream);
       this.ctx.onStreamCount(true);
       stream.onFrame(type, payload);
-      this.ctx.server().emit('connection', stream.segment);
+      this.ctx.server().emit('connection', stream.standIn);
       return;
     }
     stream.onFrame(type, payload);

@@ -6,7 +6,11 @@ import { mayCarryOtherClients } from '../../shared/key/reuse.js';
 import type { FrontStream, LinkPool, StreamUser } from '../link/link.js';
 import type { RequestHook, UpgradeHook } from '../request-hooks.js';
 import { Counter } from 'prom-client';
-import { destination, handbackKeyOf, handedBack, headOfRequest, offWorkerRequests, readyPid, takeSocketBack, withKeyOf, type Destination, type ReuseContext } from './handback.js';
+import { headOfRequest } from '../request-head.js';
+import type { ReuseContext } from './context.js';
+import { destination, handbackKeyOf, readyPid, withKeyOf, type Destination } from './destination.js';
+import { takeSocketBack } from './handback.js';
+import { handedBack, offWorkerRequests } from './metrics.js';
 import { workerRegistry } from '../metrics.js';
 import { closeAfter, headWritten, responseInProgress, sentContinue, writeRelayed } from '../../node/outgoing.js';
 
@@ -405,7 +409,7 @@ export function forwardHooks(ctx: ForwardContext): { request: RequestHook; upgra
    * more CPU over master and workers (A/B, 4 × 5 s runs each, /proc/<pid>/stat).
    */
   const later = (socket: Duplex | null): ForwardedConnection | null => {
-    // Only client connections: requests arriving over a link (a Segment) are this worker's own by construction.
+    // Only client connections: requests arriving over a link (a StandInSocket) are this worker's own by construction.
     if (!(socket instanceof net.Socket)) return null;
     const holder = socket as unknown as Record<symbol, ForwardedConnection | typeof FIRST_SEEN | null | undefined>;
     const known = holder[FORWARD_STATE];

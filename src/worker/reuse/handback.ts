@@ -1,19 +1,15 @@
-import type http from 'node:http';
 import type net from 'node:net';
 import { Counter } from 'prom-client';
-import { CONNECTION_INFO, connectionInfo, type ConnectionInfo } from '../../shared/connection-info.js';
-import { deriveKey, type ClientKey, type KeyContext, type KeyRules } from '../../shared/key/derive.js';
-import { mayCarryOtherClients, type ReuseMode } from '../../shared/key/reuse.js';
-import { readStickyCookie, type StickyCookieRules } from '../../shared/key/sticky-cookie.js';
+import { CONNECTION_INFO, type ConnectionInfo } from '../../shared/connection-info.js';
+import { mayCarryOtherClients } from '../../shared/key/reuse.js';
 import { sawEof, stopSocketReads } from '../../node/socket.js';
-import type { HandbackKey } from '../../shared/wire/fd-batch.js';
-import { parseRequestHead, type RequestHead } from '../../shared/protocol/http1.js';
+import { parseRequestHead } from '../../shared/protocol/http1.js';
 import { firstRequestCloses, newChunkedState, requestFraming, scanChunked, type ChunkedState } from '../../shared/protocol/http1-framing.js';
-import { hashKey } from '../../shared/ring/farmhash.js';
-import { placeKey, type PlacementView } from '../../shared/placement.js';
-import type { RequestHook } from '../request-hooks.js';
-import { Segment, writeChunk, type OutChunk, type SegmentOwner } from './segment.js';
 import { workerRegistry } from '../metrics.js';
+import type { ReuseContext } from './context.js';
+import { destination, handbackKeyOf, withKeyOf, type Destination } from './destination.js';
+import { handedBack, offWorkerRequests } from './metrics.js';
+import { StandInSocket, writeChunk, type OutChunk, type StandInOwner } from './stand-in-socket.js';
 
 /**
  * key.reuse in the worker runtime: requests on a reused connection
@@ -23,7 +19,7 @@ import { workerRegistry } from '../metrics.js';
  * "handback": the runtime owns the framing of such connections. It reads the
  * socket itself, finds each request's end (src/shared/protocol/http1-framing.ts) and
  * feeds the app's http server one request at a time through an in-memory
- * Duplex (a {@link Segment}) that stands in for the socket, so Node's parser
+ * Duplex (a {@link StandInSocket}) that stands in for the socket, so Node's parser
  * never reads ahead of a request boundary. When the next request's key belongs
  * to another slot, it stops reading the socket, waits until every response so
  * far is written, and hands the socket plus every byte it has read and not fed
@@ -45,20 +41,6 @@ import { workerRegistry } from '../metrics.js';
 /** Most bytes read ahead of the request being served before the socket is paused. */
 const MAX_READ_AHEAD_BYTES = 64 * 1024;
 
-/** Requests answered by another worker than their key's (must stay 0 unless key.reuse is "off"). */
-export const offWorkerRequests = new Counter({
-  name: 'sticky_worker_requests_off_worker_total',
-  help: "Requests on reused connections served by another worker than their key's (0 unless key.reuse is off)",
-  registers: [workerRegistry],
-});
-
-/** Requests after which a reused connection was handed back to the master. */
-export const handedBack = new Counter({
-  name: 'sticky_worker_handbacks_total',
-  help: 'Reused connections the workers handed back to the master because the next request belongs to another worker',
-  registers: [workerRegistry],
-});
-
 /** Connections taken out of per-request framing (upgrade, CONNECT, or bytes the framer refuses). */
 const passthroughs = new Counter({
   name: 'sticky_worker_reuse_passthrough_total',
@@ -67,106 +49,11 @@ const passthroughs = new Counter({
   registers: [workerRegistry],
 });
 
-/** Sticky cookies the workers ignored on later requests of reused connections. */
-export const stickyRejectedInWorker = new Counter({
-  name: 'sticky_worker_cookie_rejected_total',
-  help: 'Sticky cookies ignored by the workers (later requests on reused connections), by reason: malformed, forged, stale',
-  labelNames: ['reason'] as const,
-  registers: [workerRegistry],
-});
-
-/** The master's pool as last announced (`pool-view`); null until the first one. */
-let poolView: (PlacementView & { readonly pids: readonly number[] }) | null = null;
-
-/**
- * Takes the master's `pool-view` message (`pids`: each ready slot's worker,
- * for its link; `full`: the slots at the load bound, with balanceFactor).
- */
-export function setPoolView(slotCount: number, ready: readonly number[], pids: readonly number[] = [], full?: readonly number[]): void {
-  poolView = { slotCount, ready: Uint8Array.from(ready), pids, full: full === undefined ? undefined : Uint8Array.from(full) };
-}
-
-/** The pid of a ready slot's worker (its link's name), or 0. */
-export function readyPid(slot: number): number {
-  const view = poolView;
-  if (view === null || slot < 0 || slot >= view.slotCount || view.ready[slot] !== 1) return 0;
-  return view.pids[slot] ?? 0;
-}
-
-/** What the reuse code needs from the runtime. */
-export interface ReuseContext {
-  readonly slot: number;
-  readonly rules: KeyRules;
-  readonly stickyCookie: StickyCookieRules | undefined;
-  /** The largest request head framed (bigger ones go to the app's server, which answers 431). */
-  readonly maxHeadBytes: number;
-  /** A partial head waiting longer than this closes the connection (as the master's peek does). */
-  readonly headTimeoutMs: number;
-  /** The app's server (fed with the {@link Segment}). */
-  readonly server: () => net.Server;
-  /**
-   * Hands the connection to the master with the bytes it has not served and
-   * where its next request belongs; `done` once it is on its way (or failed).
-   */
-  readonly handBack: (socket: net.Socket, bytes: Buffer, info: ConnectionInfo, next: HandbackKey, done: (error: Error | null) => void) => void;
-}
-
-/** Where a request belongs. */
-export interface Destination {
-  readonly key: ClientKey;
-  /** The slot a valid sticky cookie names, or -1. */
-  readonly stickySlot: number;
-  /** This worker's slot when the request is its own. */
-  readonly slot: number;
-}
-
-function nowSeconds(): number {
-  return Math.floor(Date.now() / 1000);
-}
-
-/**
- * Where a request with this head belongs: the master's own decision
- * (src/shared/placement.ts) over the pool view it last sent, with the slot of
- * a valid sticky cookie pinned. Without a pool view yet: this slot exactly
- * when the key is the connection's (the master decides otherwise).
- */
-export function destination(head: RequestHead, info: ConnectionInfo, ctx: ReuseContext): Destination {
-  const keyContext: KeyContext = {
-    head,
-    proxySource: info.proxy?.source?.address ?? null,
-    peerAddress: info.peer ?? '',
-    peerTrusted: info.peerTrusted === true,
-  };
-  const key = deriveKey(keyContext, ctx.rules);
-  const view = poolView;
-  let stickySlot = -1;
-  if (ctx.stickyCookie !== undefined) {
-    const verdict = readStickyCookie(head.cookie, nowSeconds(), ctx.stickyCookie);
-    if (verdict.kind === 'invalid') stickyRejectedInWorker.inc({ reason: verdict.reason });
-    else if (verdict.kind === 'valid' && (view === null || (verdict.slot < view.slotCount && view.ready[verdict.slot] === 1))) stickySlot = verdict.slot;
-  }
-  let slot: number;
-  if (view !== null) slot = placeKey(hashKey(key.key), view, undefined, stickySlot).slot;
-  else slot = stickySlot !== -1 ? stickySlot : key.key === info.key ? ctx.slot : -1;
-  return { key, stickySlot, slot };
-}
-
-/** Where the master routes a connection handed back for a request going to `to`. */
-export function handbackKeyOf(to: Destination): HandbackKey {
-  return { key: to.key.key, keySource: to.key.source, ...(to.stickySlot === -1 ? {} : { stickySlot: to.stickySlot }) };
-}
-
-/** `info` with the key and key source of a request going to `to` (`info` itself when they are the same). */
-export function withKeyOf(info: ConnectionInfo, to: Destination): ConnectionInfo {
-  const keySource = to.stickySlot === -1 ? to.key.source : 'sticky';
-  return to.key.key === info.key && keySource === info.keySource ? info : { ...info, key: to.key.key, keySource };
-}
-
 type Phase = 'head' | 'body-length' | 'body-chunked' | 'passthrough' | 'gone';
 
 /** One handed-off connection under per-request framing. */
-class ReusedConnection implements SegmentOwner {
-  private readonly segment: Segment;
+class ReusedConnection implements StandInOwner {
+  private readonly standIn: StandInSocket;
   /** The app sees the client socket's own addresses. */
   readonly endpoints: net.Socket;
   /** Read from the socket and neither fed nor handed back, from a boundary on (in 'head'). */
@@ -184,7 +71,7 @@ class ReusedConnection implements SegmentOwner {
   private endFed = false;
   private handingBack = false;
   /** The app's server reads no more for now (push returned false). */
-  private segmentFull = false;
+  private standInFull = false;
   private headTimer: NodeJS.Timeout | null = null;
 
   private readonly onData = (chunk: Buffer): void => {
@@ -199,10 +86,10 @@ class ReusedConnection implements SegmentOwner {
     if (this.handingBack) return;
     this.phase = 'gone';
     this.clearHeadTimer();
-    this.segment.destroy();
+    this.standIn.destroy();
   };
   private readonly onTimeout = (): void => {
-    this.segment.emit('timeout');
+    this.standIn.emit('timeout');
   };
 
   constructor(
@@ -211,8 +98,8 @@ class ReusedConnection implements SegmentOwner {
     private readonly ctx: ReuseContext,
   ) {
     this.endpoints = socket;
-    this.segment = new Segment(this);
-    (this.segment as unknown as Record<symbol, unknown>)[CONNECTION_INFO] = info;
+    this.standIn = new StandInSocket(this);
+    (this.standIn as unknown as Record<symbol, unknown>)[CONNECTION_INFO] = info;
   }
 
   /** Starts with the bytes the master read (the first request's head, at least). */
@@ -224,7 +111,7 @@ class ReusedConnection implements SegmentOwner {
     socket.on('close', this.onClose);
     socket.on('timeout', this.onTimeout);
     socket.on('error', ignore);
-    this.ctx.server().emit('connection', this.segment);
+    this.ctx.server().emit('connection', this.standIn);
     this.advance();
   }
 
@@ -282,7 +169,7 @@ class ReusedConnection implements SegmentOwner {
   private atBoundary(): boolean {
     // The server closes after this response (Connection: close, HTTP/1.0):
     // later bytes would not be read by it either.
-    if (this.segment.writableEnded || this.segment.destroyed) {
+    if (this.standIn.writableEnded || this.standIn.destroyed) {
       this.pending = EMPTY;
       return false;
     }
@@ -321,7 +208,7 @@ class ReusedConnection implements SegmentOwner {
       const info = withKeyOf(this.info, to);
       if (info !== this.info) {
         this.info = info;
-        (this.segment as unknown as Record<symbol, unknown>)[CONNECTION_INFO] = info;
+        (this.standIn as unknown as Record<symbol, unknown>)[CONNECTION_INFO] = info;
       }
     }
     if (framing.kind === 'opaque') {
@@ -353,19 +240,19 @@ class ReusedConnection implements SegmentOwner {
   }
 
   private feed(bytes: Buffer): void {
-    if (bytes.length > 0 && !this.segment.push(bytes)) this.segmentFull = true;
+    if (bytes.length > 0 && !this.standIn.push(bytes)) this.standInFull = true;
   }
 
   private feedEnd(): void {
     if (this.endFed) return;
     this.endFed = true;
-    this.segment.push(null);
+    this.standIn.push(null);
   }
 
   /** Reads from the socket only while the app's server keeps up and little is buffered ahead. */
   private updateFlow(): void {
     if (this.handingBack || this.phase === 'gone') return;
-    const read = !this.segmentFull && this.pending.length < MAX_READ_AHEAD_BYTES;
+    const read = !this.standInFull && this.pending.length < MAX_READ_AHEAD_BYTES;
     if (read && this.socket.isPaused()) this.socket.resume();
     else if (!read && !this.socket.isPaused()) this.socket.pause();
   }
@@ -378,9 +265,9 @@ class ReusedConnection implements SegmentOwner {
       // Node's checker never sees a head the runtime has not fed it.
       this.headTimer = null;
       this.phase = 'gone';
-      if (this.answered === this.fed && !this.segment.writableEnded) this.socket.end(REQUEST_TIMEOUT_RESPONSE);
+      if (this.answered === this.fed && !this.standIn.writableEnded) this.socket.end(REQUEST_TIMEOUT_RESPONSE);
       else this.socket.destroy();
-      this.segment.destroy();
+      this.standIn.destroy();
     }, this.ctx.headTimeoutMs);
     this.headTimer.unref();
   }
@@ -394,12 +281,12 @@ class ReusedConnection implements SegmentOwner {
   /** The app's server finished a response (every byte of it written to the socket). */
   onResponseDone(): void {
     this.answered++;
-    // Later in this tick the server may end the segment (a last response); decide after it.
+    // Later in this tick the server may end the stand-in (a last response); decide after it.
     if (this.answered === this.fed && this.phase === 'head' && this.pending.length > 0) process.nextTick(() => this.advance());
   }
 
-  onSegmentRead(): void {
-    this.segmentFull = false;
+  onStandInRead(): void {
+    this.standInFull = false;
     this.updateFlow();
   }
 
@@ -425,12 +312,12 @@ class ReusedConnection implements SegmentOwner {
   }
 
   /** The app's server ended its side (it closes the connection after a response). */
-  onSegmentFinal(): void {
+  onStandInFinal(): void {
     if (!this.handingBack) this.socket.end();
   }
 
-  /** The app's server destroyed the segment (error, timeout) or the client left. */
-  onSegmentDestroy(): void {
+  /** The app's server destroyed the stand-in (error, timeout) or the client left. */
+  onStandInDestroy(): void {
     if (this.handingBack) return;
     this.phase = 'gone';
     this.clearHeadTimer();
@@ -470,8 +357,8 @@ class ReusedConnection implements SegmentOwner {
     socket.removeListener('close', this.onClose);
     socket.removeListener('timeout', this.onTimeout);
     socket.setTimeout(0);
-    // The server lets go of the segment (its parser is freed); the socket is ours.
-    this.segment.destroy();
+    // The server lets go of the stand-in (its parser is freed); the socket is ours.
+    this.standIn.destroy();
     handedBack.inc();
     const bytes = this.pending;
     this.pending = EMPTY;
@@ -523,81 +410,4 @@ export function handbackConnectionHook(ctx: ReuseContext): (socket: net.Socket, 
     new ReusedConnection(socket, info, ctx).start(bytes);
     return true;
   };
-}
-
-/**
- * key.reuse "close": every response on a connection that may carry other
- * clients' requests says `Connection: close`, so the proxy opens a fresh
- * connection, decided by the master, for its next request.
- */
-export function closeRequestHook(rules: KeyRules, stickyCookie: boolean): RequestHook {
-  return (req, res) => {
-    // HTTP/2 has no Connection header (RFC 9113 8.2.2); its streams are not this case.
-    if (req.httpVersionMajor !== 1) return false;
-    const info = connectionInfo(req.socket);
-    if (info !== null && mayCarryOtherClients(info, rules.order, stickyCookie)) {
-      res.shouldKeepAlive = false;
-      res.setHeader('connection', 'close');
-    }
-    return false;
-  };
-}
-
-/** Set on a client socket by the "off" hook after its first request. */
-const OFF_SEEN = Symbol('sticky.off-seen');
-
-/**
- * key.reuse "off": nothing changes, but requests after the first on a
- * connection that may carry other clients' requests are checked and counted
- * when their key belongs to another worker (how much "off" misroutes).
- */
-export function offRequestHook(ctx: ReuseContext): RequestHook {
-  const sticky = ctx.stickyCookie !== undefined;
-  return (req) => {
-    const info = connectionInfo(req.socket);
-    if (info === null || !mayCarryOtherClients(info, ctx.rules.order, sticky)) return false;
-    // Marked on the socket itself: a WeakMap entry per connection costs new connections their rate (src/worker/reuse/forward.ts).
-    const holder = req.socket as unknown as Record<symbol, true | undefined>;
-    if (holder[OFF_SEEN] !== true) {
-      holder[OFF_SEEN] = true;
-      return false;
-    }
-    if (destination(headOfRequest(req), info, ctx).slot !== ctx.slot) offWorkerRequests.inc();
-    return false;
-  };
-}
-
-/** The fields of a request Node parsed that key derivation reads (as parseRequestHead gives them). */
-export function headOfRequest(req: http.IncomingMessage): RequestHead {
-  const headers = req.headers;
-  return {
-    method: req.method ?? 'GET',
-    target: req.url ?? '/',
-    version: req.httpVersion === '1.0' ? '1.0' : '1.1',
-    host: headers.host,
-    cookie: headers.cookie,
-    forwardedFor: headerList(headers['x-forwarded-for']),
-    forwarded: headerList(headers.forwarded),
-    upgrade: headers.upgrade,
-  };
-}
-
-function headerList(value: string | string[] | undefined): readonly string[] {
-  if (value === undefined) return [];
-  return Array.isArray(value) ? value : [value];
-}
-
-/**
- * The hooks for a key.reuse mode other than "forward" (src/worker/reuse/forward.ts);
- * "handback" needs no request hook: the connection hook does it all.
- */
-export function reuseHooks(mode: Exclude<ReuseMode, 'forward'>, ctx: ReuseContext): { connection: ReturnType<typeof handbackConnectionHook> | null; request: RequestHook | null } {
-  switch (mode) {
-    case 'handback':
-      return { connection: handbackConnectionHook(ctx), request: null };
-    case 'close':
-      return { connection: null, request: closeRequestHook(ctx.rules, ctx.stickyCookie !== undefined) };
-    case 'off':
-      return { connection: null, request: offRequestHook(ctx) };
-  }
 }

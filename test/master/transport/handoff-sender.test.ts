@@ -3,7 +3,7 @@ import net from 'node:net';
 import t from 'tap';
 import type { ConnectionInfo } from '../../../src/shared/connection-info.js';
 import { loadFdPass, type FdPassBinding } from '../../../src/shared/wire/fd-channel.js';
-import { decodeAcks, decodeBatch, encodeAcks, encodeBatch, KIND_CONNECTIONS, KIND_HANDBACK, type BatchEntry } from '../../../src/shared/wire/fd-batch.js';
+import { decodeAcks, decodeBatch, encodeAcks, encodeBatch, type BatchEntry } from '../../../src/shared/wire/fd-batch.js';
 import { HandoffSender } from '../../../src/master/transport/handoff-sender.js';
 import { HandoffReceiver } from '../../../src/worker/receive.js';
 

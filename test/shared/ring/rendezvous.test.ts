@@ -95,7 +95,7 @@ t.test('placement is stable across processes: no random seeds', async (t) => {
   const keys = ['198.51.100.22', '203.0.113.5', 'session-abc', '2001:db8::1'];
   const placements = keys.map((key) => pickSlot(hashKey(key), 4));
   const { execFileSync } = await import('node:child_process');
-  const dist = require('node:path').resolve(__dirname, '..', '..', '..', 'dist', 'src', 'shared', 'ring');
+  const dist = (await import('node:path')).resolve(__dirname, '..', '..', '..', 'dist', 'src', 'shared', 'ring');
   const script = `
     const { hashKey } = require(${JSON.stringify(dist + '/farmhash.js')});
     const { pickSlot } = require(${JSON.stringify(dist + '/rendezvous.js')});

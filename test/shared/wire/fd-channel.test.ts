@@ -109,7 +109,6 @@ t.test('messages keep their order when the socket is full; nothing is lost', asy
   const seen: number[] = [];
   let finished!: () => void;
   const done = new Promise<void>((resolve) => (finished = resolve));
-  let eagainSeen = false;
   let delivered = 0;
   // 200 × 60 KB written in one synchronous loop cannot fit in the kernel's buffer.
   const sender = new FdChannel(binding, a, () => {}, () => t.fail('sender broke'));
@@ -119,7 +118,7 @@ t.test('messages keep their order when the socket is full; nothing is lost', asy
     sender.post(payload, new Int32Array(0), 0, (error) => (error ? t.fail(`message ${index} failed`) : delivered++));
   }
   // Peek at the queue through the native send: one more message now must wait (EAGAIN).
-  eagainSeen = binding.send(a, Buffer.alloc(60 * 1024), new Int32Array(0), 0) === -11;
+  const eagainSeen = binding.send(a, Buffer.alloc(60 * 1024), new Int32Array(0), 0) === -11;
   t.ok(eagainSeen, 'the socket filled up (the queue was used)');
   t.ok(delivered < total, `${delivered} sent at once, the rest queued`);
   const receiver = new FdChannel(binding, b, (payload) => {

@@ -8,7 +8,7 @@ import { CONNECTION_INFO, type ConnectionInfo } from '../../../src/shared/connec
 import { forwardHooks } from '../../../src/worker/reuse/forward.js';
 import { FRAME_CREDIT, FRAME_DATA, FRAME_DONE, FRAME_END, FRAME_INFO, FRAME_KEY, FRAME_RESET, FrameReader, LinkPool, frameHeader, linkPath } from '../../../src/worker/link/link.js';
 import { installRequestHooks } from '../../../src/worker/request-hooks.js';
-import { setPoolView } from '../../../src/worker/reuse/handback.js';
+import { setPoolView } from '../../../src/worker/reuse/destination.js';
 import { parseResponse, readResponse } from '../../helpers/balancer.js';
 import { clientKeys, preference } from '../../helpers/pool.js';
 

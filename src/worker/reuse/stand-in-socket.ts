@@ -1,7 +1,7 @@
 import type net from 'node:net';
 import { ResponseTrackingDuplex } from '../../node/response-tracking.js';
 
-/** The addresses a segment presents to the app (a net.Socket has them all). */
+/** The addresses a stand-in presents to the app (a net.Socket has them all). */
 export interface Endpoints {
   readonly remoteAddress?: string | undefined;
   readonly remotePort?: number | undefined;
@@ -12,14 +12,14 @@ export interface Endpoints {
 
 /**
  * What the app's server writes: Node's http server writes its heads (and
- * string bodies) as strings; the segment passes them on as they are, like a
+ * string bodies) as strings; the stand-in passes them on as they are, like a
  * net.Socket, instead of converting each to a Buffer first (measured: ~1 µs
  * and garbage per response).
  */
 export type OutChunk = Buffer | { readonly text: string; readonly encoding: BufferEncoding };
 
-/** What feeds a {@link Segment} and takes what the app's server writes to it. */
-export interface SegmentOwner {
+/** What feeds a {@link StandInSocket} and takes what the app's server writes to it. */
+export interface StandInOwner {
   /** The real stream behind it: timeouts and socket options go to it. */
   readonly socket: net.Socket;
   /** The client's addresses as the app must see them. */
@@ -27,19 +27,19 @@ export interface SegmentOwner {
   /** The app's server finished a response (every byte of it written). */
   onResponseDone(): void;
   /** The app's server wants more bytes. */
-  onSegmentRead(): void;
+  onStandInRead(): void;
   /** The app's bytes for the client (strings with their encodings); `done` once they are taken. */
   writeOut(chunks: OutChunk[], done: (error?: Error | null) => void): void;
   /** The app's server ended its side. */
-  onSegmentFinal(): void;
-  /** The app's server destroyed the segment (or the client left). */
-  onSegmentDestroy(): void;
+  onStandInFinal(): void;
+  /** The app's server destroyed the stand-in (or the client left). */
+  onStandInDestroy(): void;
   /** Where the server's timeouts go, when not to the real stream (a stream of a shared link has none of its own). */
   setStreamTimeout?(ms: number): void;
 }
 
-/** What a segment (and the app's request on it) buffers before it pushes back (Node's default before 22). */
-export const SEGMENT_HIGH_WATER_MARK = 16 * 1024;
+/** What a stand-in (and the app's request on it) buffers before it pushes back (Node's default before 22). */
+export const STAND_IN_HIGH_WATER_MARK = 16 * 1024;
 
 /**
  * Stands in for the client socket in front of the app's http server: what the
@@ -48,16 +48,16 @@ export const SEGMENT_HIGH_WATER_MARK = 16 * 1024;
  * addresses are the owner's endpoints (key.reuse framing, src/worker/reuse/handback.ts; and
  * the back end of a worker-to-worker link, src/worker/link/link.ts).
  */
-export class Segment extends ResponseTrackingDuplex {
-  constructor(private readonly owner: SegmentOwner) {
+export class StandInSocket extends ResponseTrackingDuplex {
+  constructor(private readonly owner: StandInOwner) {
     // allowHalfOpen: the client's FIN must not end the response side (http.Server relies on it).
     // The high-water mark is set, not Node's default: push() answers "full" at it, and that is when
     // the owner stops crediting its peer. Node 22 raised the default from 16 KiB to 64 KiB
     // (stream.getDefaultHighWaterMark), and the app's IncomingMessage copies the socket's
     // readableHighWaterMark (lib/_http_incoming.js), so with the default every line buffered a
     // different amount for an app that does not read.
-    super({ allowHalfOpen: true, decodeStrings: false, readableHighWaterMark: SEGMENT_HIGH_WATER_MARK });
-    // After the http server lets go of a segment (upgrade handed to the app,
+    super({ allowHalfOpen: true, decodeStrings: false, readableHighWaterMark: STAND_IN_HIGH_WATER_MARK });
+    // After the http server lets go of a stand-in (upgrade handed to the app,
     // or destroyed), an error with no listener must not crash the worker.
     this.on('error', ignore);
   }
@@ -67,7 +67,7 @@ export class Segment extends ResponseTrackingDuplex {
   }
 
   override _read(): void {
-    this.owner.onSegmentRead();
+    this.owner.onStandInRead();
   }
 
   override _write(chunk: Buffer | string, encoding: BufferEncoding, done: (error?: Error | null) => void): void {
@@ -82,12 +82,12 @@ export class Segment extends ResponseTrackingDuplex {
   }
 
   override _final(done: (error?: Error | null) => void): void {
-    this.owner.onSegmentFinal();
+    this.owner.onStandInFinal();
     done();
   }
 
   override _destroy(error: Error | null, done: (error?: Error | null) => void): void {
-    this.owner.onSegmentDestroy();
+    this.owner.onStandInDestroy();
     done(error);
   }
 
@@ -159,5 +159,5 @@ export function chunkBytes(chunk: OutChunk): number {
 }
 
 function ignore(): void {
-  // Errors on a segment that is closing anyway; its owner does the bookkeeping.
+  // Errors on a stand-in that is closing anyway; its owner does the bookkeeping.
 }
