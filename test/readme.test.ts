@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
+import { ERROR_CODES } from '../src/shared/errors.js';
 import { ROOT, startBalancer, which } from './helpers/balancer.js';
 
 /** The README's curl session: each `$ curl …` line with the JSON answer printed under it. */
@@ -47,4 +48,12 @@ t.test("the README shows the real output of --help and --check on the repository
   const run = (args: string[]) => execFileSync(process.execPath, [join(ROOT, 'dist', 'master.js'), ...args], { cwd: ROOT, encoding: 'utf8' });
   t.equal(shownOutput('node dist/master.js --help'), run(['--help']));
   t.equal(shownOutput('node dist/master.js --check'), run(['--check']));
+});
+
+t.test("the README's Error codes table is the catalogue, code for code and meaning for meaning", async (t) => {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const start = readme.indexOf('\n## Error codes');
+  const section = readme.slice(start, readme.indexOf('\n## ', start + 1));
+  const rows = [...section.matchAll(/^\| `(ERR_[A-Z0-9_]+)` \| (.+) \|$/gm)].map((match) => [match[1], (match[2] as string).replace(/\\\|/g, '|')]);
+  t.same(rows, Object.entries(ERROR_CODES), 'every code, in catalogue order, with its meaning');
 });

@@ -1,4 +1,5 @@
 import type { AddressInfo, Server } from 'node:net';
+import { CodedError } from '../shared/errors.js';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { createLogger } from '../shared/log/logger.js';
@@ -20,17 +21,8 @@ const SCALE_WAIT_MS = 60_000;
 /** What {@link startBalancer} takes: the config file's object (every key optional, the same schema). */
 export type BalancerOptions = z.input<typeof configSchema>;
 
-/** A configuration or start-up failure of {@link startBalancer}: `code` says which. */
-export class BalancerStartError extends Error {
-  constructor(
-    /** ERR_CONFIG: bad options; ERR_APP_START: the worker app did not load on the first start; ERR_LISTEN: a port could not be bound; ERR_UNSAFE_RUNTIME: this Node cannot hand off safely. */
-    readonly code: 'ERR_CONFIG' | 'ERR_APP_START' | 'ERR_LISTEN' | 'ERR_UNSAFE_RUNTIME',
-    message: string,
-  ) {
-    super(message);
-    this.name = 'BalancerStartError';
-  }
-}
+/** A configuration or start-up failure of {@link startBalancer}: `code` says which (src/shared/errors.ts). */
+export class BalancerStartError extends CodedError<'ERR_CONFIG' | 'ERR_APP_START' | 'ERR_LISTEN' | 'ERR_UNSAFE_RUNTIME'> {}
 
 /** A running balancer (the master of a cluster of workers). */
 export interface RunningBalancer {

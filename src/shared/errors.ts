@@ -1,7 +1,9 @@
 /**
- * The one catalogue of error codes (like fastify's lib/errors.js). Parse failures
- * and refusals are values carrying one of these stable codes, never exceptions.
- * Add new codes here, grouped by the module that produces them.
+ * The one catalogue of error codes (like fastify's lib/errors.js and undici's
+ * lib/core/errors.js). Parse failures and refusals are values carrying one of
+ * these stable codes, never exceptions; start-up failures are thrown as
+ * {@link CodedError}s. Add new codes here, grouped by the module that produces
+ * them; the README's "Error codes" lists them all (a test keeps it so).
  */
 export const ERROR_CODES = {
   // --- src/shared/protocol/proxy-v1.ts, proxy-v2.ts, proxy.ts (PROXY protocol) ---
@@ -36,7 +38,23 @@ export const ERROR_CODES = {
   ERR_NO_WORKER: 'no worker is ready to take the connection',
   ERR_CLIENT_CONNECTIONS: 'the client has limits.perClient.maxConnections open already',
   ERR_CLIENT_RATE: 'the client is over limits.perClient.connectionsPerSecond (or requestsPerSecond)',
+  // --- src/master/api.ts (startBalancer rejects with a BalancerStartError; the command exits 2) ---
+  ERR_CONFIG: 'the options or the config file do not validate',
+  ERR_APP_START: 'the worker app did not load on the first start',
+  ERR_LISTEN: 'a port could not be bound',
+  ERR_UNSAFE_RUNTIME: 'this Node cannot hand connections off without losing bytes',
 } as const;
 
 /** A stable error code from the catalogue. */
 export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** An error thrown with a code from the catalogue (`error.code`, stable; the message is for people). */
+export class CodedError<C extends ErrorCode = ErrorCode> extends Error {
+  constructor(
+    readonly code: C,
+    message: string,
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
