@@ -26,10 +26,7 @@ export type ReuseMode = 'handback' | 'forward' | 'close' | 'off';
 /**
  * The mode when `key.reuse` is not set. `forward`: it is correct (like
  * `handback` and `close`) and the fastest of the three where it matters, on
- * connections that interleave clients: measured through nginx with upstream
- * keep-alive, forward 1.7 × handback and 2.6 × close; with wrk straight at
- * the balancer, 1.8–2.1 × handback and 0.81–1.34 × HAProxy and nginx relaying in
- * C (README "Reused connections", bench/reuse.ts, bench/compare.ts). It costs
+ * connections that interleave clients (bench/README.md has the numbers). It costs
  * nothing on connections that cannot carry other clients' requests (see
  * {@link mayCarryOtherClients}), and a header lookup and a hash per request on
  * those that can.

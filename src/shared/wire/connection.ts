@@ -4,9 +4,9 @@ import type { ProxyTlvs } from '../protocol/proxy.js';
 /**
  * How bytes cross the JSON IPC channel between the master and its workers.
  *
- * The channel uses Node's default JSON serialization, not 'advanced': measured
- * on the hand-off path (wrk, a new connection per request, 2 workers), the V8
- * serializer cost the master 17% of its connections per second. JSON would turn
+ * The channel uses Node's default JSON serialization, not 'advanced': on the
+ * hand-off path the V8 serializer cost the master connections per second
+ * (bench/README.md). JSON would turn
  * a Buffer into `{"type":"Buffer","data":[...]}`, so bytes travel as latin1
  * strings instead: one character per byte, code points 0-255, an exact round
  * trip for any bytes, and no size overhead for the ASCII of an HTTP head.

@@ -14,10 +14,10 @@ import { StandInSocket, chunkBytes, type Endpoints, type OutChunk, type StandInO
  *
  * Why one link and not one socket per client connection: on this machine a
  * write to a UNIX socket and the wake-up of the reader cost more than the
- * relay's own work (measured, bench/README.md): 50 sockets with one 200-byte
- * message each way per turn cost ~13 µs of CPU per round trip, one socket with
- * the same messages written together ~2 µs. Every frame a turn of the event
- * loop produces leaves in one writev at the end of that turn.
+ * relay's own work (bench/README.md has the numbers): many messages written
+ * together on one socket cost a fraction of one message per socket. Every
+ * frame a turn of the event loop produces leaves in one writev at the end of
+ * that turn.
  *
  * Frames: u8 type, u32 LE stream id, u32 LE payload length, payload.
  * - INFO   (front → back) JSON {@link LinkInfo}: the stream's client (opens the stream);
@@ -31,7 +31,7 @@ import { StandInSocket, chunkBytes, type Endpoints, type OutChunk, type StandInO
  * - CREDIT (both ways)    u32 LE: that many DATA bytes of the stream were passed on;
  * - KEY    (front → back) u8 key source, the key (latin1): the stream's next request is
  *                         another client's, everything else in its INFO unchanged (the
- *                         JSON of a whole INFO per relayed request cost ~5 % of the CPU).
+ *                         JSON of a whole INFO per relayed request cost measurable CPU).
  *
  * Stream ids only grow on a link (a back opens a stream only with an id above
  * every id it opened before), so a frame for a stream the back already closed

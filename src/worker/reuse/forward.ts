@@ -26,8 +26,8 @@ import { closeAfter, headWritten, responseInProgress, sentContinue, writeRelayed
  * Why not frame the connection in JavaScript (the hand-back path,
  * src/worker/reuse/handback.ts): a framed connection costs every request, the ones served
  * here included, a second stream and a parser fed from JavaScript (measured
- * ≈ 1.5 × a plain connection's CPU per request); here a request served where
- * it is costs one header lookup and one hash.
+ * in bench/README.md); here a request served where it is costs one header
+ * lookup and one hash.
  *
  * What is relayed is the request as Node parsed it: the method, target and
  * version, the raw header lines in their order and case, and the body (a
@@ -405,8 +405,8 @@ export function forwardHooks(ctx: ForwardContext): { request: RequestHook; upgra
    * The connection's state for a later request, or null (first request, or one
    * client only). Kept on the socket itself, and built from its second request
    * on, so a connection of one request pays for nothing: a WeakMap entry and a
-   * state with a close listener per connection cost each new connection ≈ 5%
-   * more CPU over master and workers (A/B, 4 × 5 s runs each, /proc/<pid>/stat).
+   * state with a close listener per connection cost new connections measurable
+   * CPU (bench/README.md).
    */
   const later = (socket: Duplex | null): ForwardedConnection | null => {
     // Only client connections: requests arriving over a link (a StandInSocket) are this worker's own by construction.

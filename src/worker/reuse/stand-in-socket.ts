@@ -13,8 +13,8 @@ export interface Endpoints {
 /**
  * What the app's server writes: Node's http server writes its heads (and
  * string bodies) as strings; the stand-in passes them on as they are, like a
- * net.Socket, instead of converting each to a Buffer first (measured: ~1 µs
- * and garbage per response).
+ * net.Socket, instead of converting each to a Buffer first (a copy and
+ * garbage per response).
  */
 export type OutChunk = Buffer | { readonly text: string; readonly encoding: BufferEncoding };
 
