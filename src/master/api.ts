@@ -118,10 +118,10 @@ export async function startResolved(config: ResolvedConfig, inherited: ListenerS
   const startFailed = new Promise<never>((_resolve, reject) => (failStart = reject));
   startFailed.catch(() => {});
   const pool = new WorkerPool(config, join(__dirname, '..', 'worker', 'main.js'), log, metrics, {
-    onAck: (proc, id) => balancer?.onAck(proc, id),
-    onExit: (proc) => balancer?.onExit(proc),
-    onHandback: (proc, message, socket) => balancer?.onHandback(proc, message, socket),
-    onHandbackHandle: (proc, entry, handle) => balancer?.onHandbackHandle(proc, entry, handle),
+    onAck: (proc, id) => balancer?.routing.onAck(proc, id),
+    onExit: (proc) => balancer?.routing.onExit(proc),
+    onHandback: (proc, message, socket) => balancer?.routing.onHandback(proc, message, socket),
+    onHandbackHandle: (proc, entry, handle) => balancer?.routing.onHandbackHandle(proc, entry, handle),
     onClientsClosed: (proc, clients) => balancer?.onClientsClosed(proc, clients),
     onStartFailed: (proc) => {
       if (started) return;

@@ -1,4 +1,5 @@
 import { request } from './balancer.js';
+import { parseExposition, sumOf } from './prometheus.js';
 
 /** One entry of `GET /workers`. */
 export interface WorkerEntry {
@@ -42,4 +43,9 @@ export function allReady(workers: readonly WorkerEntry[], count: number): boolea
 export async function pidsBySlot(balancer: { readonly adminPort: number | null }): Promise<Map<number, number>> {
   const workers = await getWorkers(balancer.adminPort as number);
   return new Map(workers.map((worker) => [worker.slot, worker.pid as number]));
+}
+
+/** The sum of one family's samples whose labels include `labels`, from `GET /metrics` (the master's and the workers'). */
+export async function metricSum(balancer: { readonly adminPort: number | null }, name: string, labels: Record<string, string> = {}): Promise<number> {
+  return sumOf(parseExposition(await getMetricsText(balancer.adminPort as number)), name, labels);
 }

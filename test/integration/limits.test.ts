@@ -1,7 +1,7 @@
 import net from 'node:net';
 import t from 'tap';
-import { getMetricsText } from '../helpers/admin.js';
-import { connect, pollUntil, processStats, readResponse, startBalancer, type RunningBalancer } from '../helpers/balancer.js';
+import { metricSum } from '../helpers/admin.js';
+import { connect, pollUntil, processStats, readResponse, startBalancer} from '../helpers/balancer.js';
 
 t.setTimeout(240_000);
 
@@ -22,13 +22,6 @@ async function openAs(port: number, client: string): Promise<{ socket: net.Socke
 }
 
 /** The sum of one metric's samples whose labels include `labels`. */
-async function metric(balancer: RunningBalancer, name: string, labels = ''): Promise<number> {
-  let sum = 0;
-  for (const line of (await getMetricsText(balancer.adminPort as number)).split('\n')) {
-    if (line.startsWith(`${name}{`) || line.startsWith(`${name} `)) if (line.includes(labels)) sum += Number(line.split(' ').pop());
-  }
-  return sum;
-}
 
 t.test('maxConnections: one client over its limit is refused while 50 others are served; a closed connection makes room', async (t) => {
   const balancer = await startBalancer({ limits: { perClient: { maxConnections: 3 } } });
@@ -44,7 +37,7 @@ t.test('maxConnections: one client over its limit is refused while 50 others are
   // The worker reports the close; then the client has room again.
   const again = await pollUntil(async () => (await openAs(balancer.port, '198.51.100.66')) ?? undefined, 10_000, 50);
   t.equal(again.status, 200, 'served again once one of its connections closed');
-  t.equal(await metric(balancer, 'sticky_refused_connections_total', 'reason="ERR_CLIENT_CONNECTIONS"') >= 1, true, 'counted by reason');
+  t.equal(await metricSum(balancer, 'sticky_refused_connections_total', { reason: 'ERR_CLIENT_CONNECTIONS' }) >= 1, true, 'counted by reason');
   const logged = balancer.logs.find((line) => line.reason === 'ERR_CLIENT_CONNECTIONS');
   t.equal(logged?.client, '198.51.100.66', 'logged with the real client (the X-Forwarded-For entry), not the proxy');
   for (const open of mine) open?.socket.destroy();
@@ -79,7 +72,7 @@ t.test('connectionsPerSecond: over the burst refused (429 with Retry-After when 
     return response.status === 200 ? true : undefined;
   }, 10_000, 200);
   t.ok(recovered, 'served again after the refill');
-  t.ok((await metric(balancer, 'sticky_refused_connections_total', 'reason="ERR_CLIENT_RATE"')) >= 1, 'counted');
+  t.ok((await metricSum(balancer, 'sticky_refused_connections_total', { reason: 'ERR_CLIENT_RATE' })) >= 1, 'counted');
 });
 
 t.test('exempt: a client in an exempt CIDR is never limited', async (t) => {
@@ -88,7 +81,7 @@ t.test('exempt: a client in an exempt CIDR is never limited', async (t) => {
   const open = await Promise.all(Array.from({ length: 10 }, () => openAs(balancer.port, '198.51.100.5')));
   t.equal(open.filter((one) => one?.status === 200).length, 10, '10 at once, all served');
   for (const one of open) one?.socket.destroy();
-  t.equal(await metric(balancer, 'sticky_client_table_entries'), 0, 'an exempt client is not even tracked');
+  t.equal(await metricSum(balancer, 'sticky_client_table_entries'), 0, 'an exempt client is not even tracked');
   const first = await openAs(balancer.port, '198.51.100.99');
   t.equal(first?.status, 200);
   t.equal(await openAs(balancer.port, '198.51.100.99'), null, 'a client outside the CIDR is limited');
@@ -111,7 +104,7 @@ t.test('requestsPerSecond: later requests on a kept-alive connection over the ra
   t.ok(statuses.slice(3).every((status) => status === 429), `then 429 (${statuses.join(',')})`);
   socket.write('GET /other HTTP/1.1\r\nhost: x\r\nx-forwarded-for: 198.51.100.81\r\n\r\n');
   t.equal((await readResponse(socket)).status, 200, 'another client on the same connection is not limited');
-  t.ok((await metric(balancer, 'sticky_worker_limited_requests_total')) >= 3, 'counted in the workers\' metrics');
+  t.ok((await metricSum(balancer, 'sticky_worker_limited_requests_total')) >= 3, 'counted in the workers\' metrics');
 });
 
 t.test('100,000 distinct spoofed PROXY sources: the table stays at its size and the master does not grow', async (t) => {
@@ -143,7 +136,7 @@ t.test('100,000 distinct spoofed PROXY sources: the table stays at its size and 
   await flood(0, 20_000);
   const before = processStats(pid).rssBytes;
   await flood(20_000, 80_000);
-  const entries = await metric(balancer, 'sticky_client_table_entries');
+  const entries = await metricSum(balancer, 'sticky_client_table_entries');
   t.ok(entries <= tableSize && entries >= tableSize / 2, `the table holds ${entries} clients after 100,000 (at most tableSize ${tableSize}; its two generations keep at least half)`);
   const grown = processStats(pid).rssBytes - before;
   // The bound is the gauge above (about 130 B per entry: bench/client-table.ts). RSS is reported, not

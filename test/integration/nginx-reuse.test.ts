@@ -1,6 +1,6 @@
 import http from 'node:http';
 import t from 'tap';
-import { getMetricsText, getWorkers } from '../helpers/admin.js';
+import { getWorkers, metricSum } from '../helpers/admin.js';
 import { startBalancer, type RunningBalancer } from '../helpers/balancer.js';
 import { nginxMissing, startNginx } from '../helpers/nginx.js';
 import { preference } from '../helpers/pool.js';
@@ -73,12 +73,6 @@ if (missing !== null) {
     });
   }
 
-  async function metric(balancer: RunningBalancer, name: string): Promise<number> {
-    const text = await getMetricsText(balancer.adminPort as number);
-    let sum = 0;
-    for (const line of text.split('\n')) if (line.startsWith(`${name} `) || line.startsWith(`${name}{`)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-    return sum;
-  }
 
   for (const mode of ['handback', 'forward', 'close'] as const) {
     t.test(`through nginx with upstream keep-alive, key.reuse ${mode}: 20 clients each always reach their worker`, async (t) => {
@@ -90,9 +84,9 @@ if (missing !== null) {
       for (const [address, seen] of outcome.pids) t.equal(seen.size, 1, `${address} always reached one worker`);
       t.equal(outcome.wrong, 0, "every response came from the client's key's worker");
       t.same([...outcome.keysSeen].sort(), Array.from({ length: CLIENTS }, (_, i) => `10.1.0.${i + 1}`).sort(), 'the app saw each client address as its key');
-      t.equal(await metric(balancer, 'sticky_worker_requests_off_worker_total'), 0, 'no request served off its worker');
-      if (mode === 'handback') t.ok((await metric(balancer, 'sticky_handbacks_total')) > 0, 'nginx reused connections across clients, and they were handed back');
-      if (mode === 'forward') t.ok((await metric(balancer, 'sticky_worker_forwarded_requests_total')) > 0, 'nginx reused connections across clients, and their requests were relayed');
+      t.equal(await metricSum(balancer, 'sticky_worker_requests_off_worker_total'), 0, 'no request served off its worker');
+      if (mode === 'handback') t.ok((await metricSum(balancer, 'sticky_handbacks_total')) > 0, 'nginx reused connections across clients, and they were handed back');
+      if (mode === 'forward') t.ok((await metricSum(balancer, 'sticky_worker_forwarded_requests_total')) > 0, 'nginx reused connections across clients, and their requests were relayed');
     });
   }
 
@@ -103,6 +97,6 @@ if (missing !== null) {
     t.teardown(() => nginx.stop());
     const outcome = await runClients(balancer, nginx.port);
     t.ok(outcome.wrong > 0, `with reuse off, ${outcome.wrong} of ${CLIENTS * REQUESTS_PER_CLIENT} responses came from another worker`);
-    t.ok((await metric(balancer, 'sticky_worker_requests_off_worker_total')) > 0, 'and "off" counts them');
+    t.ok((await metricSum(balancer, 'sticky_worker_requests_off_worker_total')) > 0, 'and "off" counts them');
   });
 }

@@ -5,7 +5,7 @@ import { existsSync, readdirSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { getMetricsText, pidsBySlot } from '../helpers/admin.js';
+import { metricSum, pidsBySlot } from '../helpers/admin.js';
 import { DEMO_APP, ROOT, connect, parseResponse, readResponse, request, startBalancer, type RawResponse, type RunningBalancer } from '../helpers/balancer.js';
 import { clientKeys, keysBySlot } from '../helpers/pool.js';
 
@@ -13,19 +13,6 @@ import { clientKeys, keysBySlot } from '../helpers/pool.js';
 const REUSE_APP = join(ROOT, 'test', 'fixtures', 'reuse-app.js');
 
 t.setTimeout(180_000);
-
-/** The sum of one family's samples with these labels (read off the text: only these lines matter here). */
-async function metric(balancer: RunningBalancer, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const text = await getMetricsText(balancer.adminPort as number);
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$/.exec(line);
-    if (match === null || match[1] !== name) continue;
-    const labelText = match[2] ?? '';
-    if (Object.entries(labels).every(([label, value]) => labelText.includes(`${label}="${value}"`))) sum += Number(match[3]);
-  }
-  return sum;
-}
 
 /**
  * A balancer with 2 workers, `key.reuse` and `app`, stopped when `t` ends; each
@@ -142,13 +129,13 @@ for (const [reuse, handoff] of [
   t.equal(watch.closed, false, 'the client connection was never closed');
   socket.destroy();
   if (reuse === 'handback') {
-    t.ok((await metric(balancer, 'sticky_handbacks_total')) >= 99, 'a hand-back before every request after the first');
-    t.ok((await metric(balancer, 'sticky_rerouted_requests_total')) >= 99, 'each went to the other worker');
+    t.ok((await metricSum(balancer, 'sticky_handbacks_total')) >= 99, 'a hand-back before every request after the first');
+    t.ok((await metricSum(balancer, 'sticky_rerouted_requests_total')) >= 99, 'each went to the other worker');
   } else {
-    t.equal(await metric(balancer, 'sticky_worker_forwarded_requests_total'), 50, "every request of the other worker's keys relayed (the connection stayed on the first)");
-    t.equal(await metric(balancer, 'sticky_handbacks_total'), 0, 'nothing went back through the master');
+    t.equal(await metricSum(balancer, 'sticky_worker_forwarded_requests_total'), 50, "every request of the other worker's keys relayed (the connection stayed on the first)");
+    t.equal(await metricSum(balancer, 'sticky_handbacks_total'), 0, 'nothing went back through the master');
   }
-  t.equal(await metric(balancer, 'sticky_worker_requests_off_worker_total'), 0, 'no request served off its worker');
+  t.equal(await metricSum(balancer, 'sticky_worker_requests_off_worker_total'), 0, 'no request served off its worker');
 });
 
 for (const reuse of ['handback', 'forward'] as const) t.test(`${reuse}: 20 connections at once, 40 requests each, keys at random: every answer from its key's worker, every body intact`, async (t) => {
@@ -183,9 +170,9 @@ for (const reuse of ['handback', 'forward'] as const) t.test(`${reuse}: 20 conne
   t.equal(wrong, 0, "800 answers, each from its key's worker under its key");
   t.equal(corrupt, 0, 'every body intact');
   t.equal(closed, 0, 'no client connection closed');
-  t.equal(await metric(balancer, 'sticky_worker_requests_off_worker_total'), 0);
+  t.equal(await metricSum(balancer, 'sticky_worker_requests_off_worker_total'), 0);
   // About half of the requests after each connection's first belong to the other worker.
-  const moved = await metric(balancer, reuse === 'forward' ? 'sticky_worker_forwarded_requests_total' : 'sticky_worker_handbacks_total');
+  const moved = await metricSum(balancer, reuse === 'forward' ? 'sticky_worker_forwarded_requests_total' : 'sticky_worker_handbacks_total');
   t.ok(moved > 200, `${moved} requests ${reuse === 'forward' ? 'relayed' : 'handed back'} (connections really switched workers, many at once)`);
 });
 
@@ -238,7 +225,7 @@ for (const reuse of ['handback', 'forward'] as const) t.test(`${reuse}: two roll
   running = false;
   await lanes;
   t.same(failed, [], `no misrouted request, no cut answer (${ok} answered, ${retried} retried after an idle close)`);
-  if (reuse === 'forward') t.ok((await metric(balancer, 'sticky_worker_forwarded_requests_total')) > 0, 'the new workers relay too');
+  if (reuse === 'forward') t.ok((await metricSum(balancer, 'sticky_worker_forwarded_requests_total')) > 0, 'the new workers relay too');
 });
 
 t.test('forward: a draining front finishes the request it relays before it closes the connection; a draining back leaves an idle session\'s client connection open', async (t) => {
@@ -251,7 +238,7 @@ t.test('forward: a draining front finishes the request it relays before it close
   socket.write(`GET /first HTTP/1.1\r\nhost: x\r\nx-forwarded-for: ${slot0[0]}\r\n\r\n`);
   t.equal(Number((await next()).fields.get('x-pid')), pids.get(0));
   socket.write(`POST /slow HTTP/1.1\r\nhost: x\r\nx-forwarded-for: ${slot1[0]}\r\ncontent-length: 10\r\n\r\nhello`);
-  for (let i = 0; i < 200 && (await metric(balancer, 'sticky_worker_forwarded_requests_total')) < 1; i++) await new Promise((resolve) => setTimeout(resolve, 25));
+  for (let i = 0; i < 200 && (await metricSum(balancer, 'sticky_worker_forwarded_requests_total')) < 1; i++) await new Promise((resolve) => setTimeout(resolve, 25));
   process.kill(pids.get(0) as number, 'SIGTERM');
   // The draining worker closes its idle connections every 100 ms: give it several rounds (a
   // negative check: on a slow machine it passes without having been put to the test, never wrongly).
@@ -299,9 +286,9 @@ t.test('forward: a long run of requests for another worker is relayed, every one
   t.equal(misserved, 0, "all 40 answered by worker 1 under their own keys, bodies intact");
   t.equal(watch.closed, false, 'one client connection throughout');
   socket.destroy();
-  t.equal(await metric(balancer, 'sticky_worker_forwarded_requests_total'), 40, 'every one relayed');
-  t.equal(await metric(balancer, 'sticky_worker_handbacks_total'), 0, 'none handed back');
-  t.equal(await metric(balancer, 'sticky_worker_requests_off_worker_total'), 0);
+  t.equal(await metricSum(balancer, 'sticky_worker_forwarded_requests_total'), 40, 'every one relayed');
+  t.equal(await metricSum(balancer, 'sticky_worker_handbacks_total'), 0, 'none handed back');
+  t.equal(await metricSum(balancer, 'sticky_worker_requests_off_worker_total'), 0);
 });
 
 t.test('forward: an Upgrade for the worker a link already serves moves the connection there (no tunnel through two processes)', async (t) => {
@@ -323,8 +310,8 @@ t.test('forward: an Upgrade for the worker a link already serves moves the conne
   t.match(upgraded.subarray(0, headEnd).toString(), new RegExp(`^HTTP/1\\.1 101 [\\s\\S]*x-pid: ${pids.get(1)}`), "switched by its key's worker");
   t.ok(upgraded.subarray(headEnd + 4).equals(after), 'the bytes after the head echoed unchanged');
   socket.destroy();
-  t.equal(await metric(balancer, 'sticky_worker_forwarded_requests_total'), 1, 'only the plain request was relayed');
-  t.equal(await metric(balancer, 'sticky_worker_handbacks_total'), 1, 'the upgrade moved the connection');
+  t.equal(await metricSum(balancer, 'sticky_worker_forwarded_requests_total'), 1, 'only the plain request was relayed');
+  t.equal(await metricSum(balancer, 'sticky_worker_handbacks_total'), 1, 'the upgrade moved the connection');
 });
 
 t.test('forward: the app behind a link sees the client address; Connection: close on a relayed request closes the client connection after its response', async (t) => {
@@ -361,7 +348,7 @@ t.test('forward: a request whose link will not connect is served where it is and
   t.equal(response.fields.get('connection'), 'close', 'with Connection: close');
   await closed;
   t.pass('and the connection closed after it');
-  t.equal(await metric(balancer, 'sticky_worker_requests_off_worker_total'), 1, 'counted as served off its worker');
+  t.equal(await metricSum(balancer, 'sticky_worker_requests_off_worker_total'), 1, 'counted as served off its worker');
   const fresh = await connect(balancer.port);
   fresh.write(`GET /again HTTP/1.1\r\nhost: x\r\nx-forwarded-for: ${slot1[0]}\r\n\r\n`);
   t.equal(Number((await readResponse(fresh)).fields.get('x-pid')), pids.get(1), "the client's next connection is decided by the master: its own worker");
@@ -381,8 +368,8 @@ t.test('forward: without a usable temporary directory the master warns and the w
     t.equal(Number((await readResponse(socket)).fields.get('x-pid')), pids.get(slot), `request ${i} served by slot ${slot}`);
   }
   socket.destroy();
-  t.ok((await metric(balancer, 'sticky_handbacks_total')) >= 5, 'handed back');
-  t.equal(await metric(balancer, 'sticky_worker_forwarded_requests_total'), 0, 'nothing relayed');
+  t.ok((await metricSum(balancer, 'sticky_handbacks_total')) >= 5, 'handed back');
+  t.equal(await metricSum(balancer, 'sticky_worker_forwarded_requests_total'), 0, 'nothing relayed');
 });
 
 t.test('forward: the worker behind a link dies mid-request: the client connection closes, and the next one is served', async (t) => {
@@ -391,7 +378,7 @@ t.test('forward: the worker behind a link dies mid-request: the client connectio
   // A POST whose body never completes: the request sits at worker 1, relayed.
   const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
   socket.write(`POST /stuck HTTP/1.1\r\nhost: x\r\nx-forwarded-for: ${slot1[0]}\r\ncontent-length: 100\r\n\r\nabc`);
-  for (let i = 0; i < 200 && (await metric(balancer, 'sticky_worker_forwarded_requests_total')) < 1; i++) await new Promise((resolve) => setTimeout(resolve, 25));
+  for (let i = 0; i < 200 && (await metricSum(balancer, 'sticky_worker_forwarded_requests_total')) < 1; i++) await new Promise((resolve) => setTimeout(resolve, 25));
   process.kill(pids.get(1) as number, 'SIGKILL');
   await closed;
   t.pass('the client connection closed (not left hanging)');
@@ -565,12 +552,12 @@ t.test('stickyCookie: set on the first response, then pins fresh connections; a 
   t.match(genuine, /^srv=0\./, 'slot 0 cookie');
   const [, expiry, mac] = genuine.slice('srv='.length).split('.') as [string, string, string];
   const forged = `srv=0.${expiry}.${(mac[0] === 'A' ? 'B' : 'A') + mac.slice(1)}`;
-  const before = await metric(balancer, 'sticky_cookie_rejected_total', { reason: 'forged' });
+  const before = await metricSum(balancer, 'sticky_cookie_rejected_total', { reason: 'forged' });
   const answer = await request(balancer.port, { headers: { 'x-forwarded-for': slot1[0] as string, cookie: forged } });
   t.equal(Number(answer.headers['x-pid']), pids.get(1), 'routed by its key, not by the forged slot');
   t.equal(answer.headers['x-key-source'], 'forwarded');
   t.match(answer.headers['set-cookie']?.[0] ?? '', /^srv=1\./, 'and given a genuine cookie for the worker that served it');
-  t.equal((await metric(balancer, 'sticky_cookie_rejected_total', { reason: 'forged' })) - before, 1, 'counted as forged');
+  t.equal((await metricSum(balancer, 'sticky_cookie_rejected_total', { reason: 'forged' })) - before, 1, 'counted as forged');
   const stale = `srv=${genuine.slice('srv='.length).split('.')[0]}.1.${mac}`;
   const staleAnswer = await request(balancer.port, { headers: { 'x-forwarded-for': slot1[0] as string, cookie: stale } });
   t.equal(Number(staleAnswer.headers['x-pid']), pids.get(1), 'a tampered expiry is ignored too');

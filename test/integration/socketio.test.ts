@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import t from 'tap';
 import { io, type Socket } from 'socket.io-client';
-import { getMetricsText, getWorkers } from '../helpers/admin.js';
+import { getWorkers, metricSum } from '../helpers/admin.js';
 import { ROOT, startBalancer, type RunningBalancer } from '../helpers/balancer.js';
 import { nginxMissing, startNginx } from '../helpers/nginx.js';
 import { preference } from '../helpers/pool.js';
@@ -67,12 +67,6 @@ function engineErrors(balancer: RunningBalancer): Array<Record<string, unknown>>
   return balancer.logs.filter((line) => line.msg === 'engine.io connection error' && !(line.openedHere === true && line.closedHere === true));
 }
 
-async function metric(balancer: RunningBalancer, name: string): Promise<number> {
-  const text = await getMetricsText(balancer.adminPort as number);
-  let sum = 0;
-  for (const line of text.split('\n')) if (line.startsWith(`${name} `) || line.startsWith(`${name}{`)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  return sum;
-}
 
 const missing = nginxMissing();
 if (missing !== null) {
@@ -97,8 +91,8 @@ if (missing !== null) {
       t.same([...outcome.pids], [pidOf.get(preference(address, 2)[0] as number)], `${address}: one worker, its key's`);
     }
     t.same(engineErrors(balancer), [], 'no request reached a worker that never held its session (no misrouted "Session ID unknown", no bad request)');
-    if (reuse === 'handback') t.ok((await metric(balancer, 'sticky_handbacks_total')) > 0, 'nginx interleaved clients on its connections; they were handed back');
-    else t.ok((await metric(balancer, 'sticky_worker_forwarded_requests_total')) > 0, 'nginx interleaved clients on its connections; their requests were relayed');
+    if (reuse === 'handback') t.ok((await metricSum(balancer, 'sticky_handbacks_total')) > 0, 'nginx interleaved clients on its connections; they were handed back');
+    else t.ok((await metricSum(balancer, 'sticky_worker_forwarded_requests_total')) > 0, 'nginx interleaved clients on its connections; their requests were relayed');
   });
 
   t.test('socket.io polling with stickyCookie and no X-Forwarded-For: nginx connects from changing addresses', async (t) => {
