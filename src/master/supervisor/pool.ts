@@ -1,8 +1,5 @@
 import cluster, { type Worker } from 'node:cluster';
-import { mkdtempSync, rmSync } from 'node:fs';
 import type { Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { MasterMetrics } from '../admin/metrics.js';
 import type { ResolvedConfig } from '../../shared/config/load.js';
@@ -19,6 +16,8 @@ import { isMessage, type MasterMessage, type WorkerMessage } from '../../shared/
 import { infoToWire, bytesToWire } from '../../shared/wire/connection.js';
 import { canTransition, takesConnections, type SlotState } from './slot-state.js';
 import { Liveness, type Unresponsive } from './liveness.js';
+import { LinkDirectory } from './link-directory.js';
+import { MetricsRequests } from './metrics-requests.js';
 
 /** A worker process living in a slot. */
 export interface WorkerProc {
@@ -113,8 +112,7 @@ export class WorkerPool {
   /** Resolvers waiting for a worker to become ready or die. */
   private readonly settleWaiters = new Map<WorkerProc, Array<() => void>>();
   private livenessTimer: NodeJS.Timeout | null = null;
-  private readonly metricsRequests = new Map<number, { readonly responses: unknown[][]; readonly waiting: Set<WorkerProc>; readonly done: () => void }>();
-  private nextMetricsId = 1;
+  private readonly metricsRequests: MetricsRequests<WorkerProc>;
   private stopping = false;
   private config: ResolvedConfig;
   /** Bounded-load scratch (allocated once): each slot's load, and the slots at the bound. */
@@ -123,8 +121,7 @@ export class WorkerPool {
   /** The fd-passing addon, when built and not turned off (workers.handoff "ipc"). */
   private readonly fdpass: FdPassBinding | null;
   /** key.reuse "forward": the directory (mode 0700) where each worker listens for links from the others. */
-  private linkDir: string | null = null;
-  private linkDirFailed = false;
+  private readonly links: LinkDirectory;
 
   constructor(
     config: ResolvedConfig,
@@ -134,6 +131,12 @@ export class WorkerPool {
     private readonly hooks: PoolHooks,
   ) {
     this.config = config;
+    this.links = new LinkDirectory(log);
+    this.metricsRequests = new MetricsRequests((proc, id, failed) =>
+      this.send(proc, { type: 'metrics', id }, undefined, (error) => {
+        if (error) failed();
+      }),
+    );
     // Batches need the worker to open what it receives as TCP handles (src/node/tcp-handle.ts); else Node's IPC.
     this.fdpass = config.workers.handoff === 'auto' && canOpenTcp() ? loadFdPass() : null;
     // JSON, Node's default, written out: bytes go as latin1 strings (see wire.ts for why not 'advanced').
@@ -397,33 +400,13 @@ export class WorkerPool {
 
   /**
    * Asks every ready or draining worker for its prom-client registry as JSON
-   * (our own IPC request, not prom-client's cluster listeners: the master owns
-   * the IPC union). Resolves with what arrived within the timeout.
+   * (src/master/supervisor/metrics-requests.ts); resolves with what arrived within the timeout.
    */
   collectWorkerMetrics(timeoutMs = WORKER_METRICS_TIMEOUT_MS): Promise<unknown[][]> {
     const procs = [...this.current, ...this.retiring].filter(
       (proc): proc is WorkerProc => proc !== null && !proc.gone && (proc.state === 'ready' || proc.state === 'draining'),
     );
-    if (procs.length === 0) return Promise.resolve([]);
-    const id = this.nextMetricsId++;
-    return new Promise((resolve) => {
-      const request = {
-        responses: [] as unknown[][],
-        waiting: new Set(procs),
-        done: () => {
-          clearTimeout(timer);
-          this.metricsRequests.delete(id);
-          resolve(request.responses);
-        },
-      };
-      const timer = setTimeout(request.done, timeoutMs);
-      this.metricsRequests.set(id, request);
-      for (const proc of procs) {
-        this.send(proc, { type: 'metrics', id }, undefined, (error) => {
-          if (error) this.metricsAnswered(request, proc);
-        });
-      }
-    });
+    return this.metricsRequests.ask(procs, timeoutMs);
   }
 
   /** Drains every worker (bounded by the drain timeout) and resolves when all have exited. */
@@ -442,34 +425,14 @@ export class WorkerPool {
     this.updateGauges();
     for (const resolve of this.readyWaiters.splice(0)) resolve();
     await Promise.all([...this.retiring].map((proc) => this.exited(proc)));
-    if (this.linkDir !== null) rmSync(this.linkDir, { recursive: true, force: true });
-    this.linkDir = null;
-  }
-
-  /** The links' directory when key.reuse is "forward" (made on first use), else null. */
-  private linkDirectory(): string | null {
-    if (reuseMode(this.config.key) !== 'forward' || this.config.tls !== undefined || this.linkDirFailed) return null;
-    if (this.linkDir === null) {
-      try {
-        const dir = mkdtempSync(join(tmpdir(), 'sticky-links-'));
-        this.linkDir = dir;
-        // Whatever way the master exits (a failed bind, a signal during a crash loop), no socket file stays behind.
-        process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-      } catch (error) {
-        // No links then: the workers hand such requests back through the master instead.
-        this.linkDirFailed = true;
-        this.log.warn({ err: (error as Error).message, tmpdir: tmpdir() }, 'cannot make the directory for worker-to-worker links; key.reuse "forward" hands back instead');
-        return null;
-      }
-    }
-    return this.linkDir;
+    this.links.remove();
   }
 
   /** Forks a worker into `slot`. With `replacing`, the old one serves until the new one is ready. */
   private fork(slot: number, replacing?: WorkerProc): WorkerProc {
     // The worker's end of its fd channel becomes its descriptor 4 (after stdio and the IPC channel).
     const pair = this.fdpass?.socketpair() ?? null;
-    const linkDir = this.linkDirectory();
+    const linkDir = reuseMode(this.config.key) === 'forward' && this.config.tls === undefined ? this.links.path() : null;
     if (pair !== null) cluster.setupPrimary({ stdio: ['inherit', 'inherit', 'inherit', 'ipc', pair[1]] });
     let worker: Worker;
     try {
@@ -576,10 +539,7 @@ export class WorkerPool {
         this.hooks.onHandback(proc, message, handle);
         return;
       case 'metrics': {
-        const request = this.metricsRequests.get(message.id);
-        if (!request) return;
-        request.responses.push([...message.metrics]);
-        this.metricsAnswered(request, proc);
+        this.metricsRequests.answered(message.id, proc, message.metrics);
         return;
       }
     }
@@ -636,11 +596,6 @@ export class WorkerPool {
     void this.exited(proc).then(() => clearTimeout(killTimer));
   }
 
-  /** `proc` answered (or can no longer answer) a metrics request. */
-  private metricsAnswered(request: { readonly waiting: Set<WorkerProc>; readonly done: () => void }, proc: WorkerProc): void {
-    if (request.waiting.delete(proc) && request.waiting.size === 0) request.done();
-  }
-
   /** The worker's channel is gone: route nothing more to it, re-route what it had not acknowledged. */
   private onGone(proc: WorkerProc): void {
     if (proc.gone) return;
@@ -648,7 +603,7 @@ export class WorkerPool {
     proc.goneStarting = proc.state === 'starting';
     proc.handoff?.close();
     // A metrics request need not wait for a worker that cannot answer.
-    for (const request of [...this.metricsRequests.values()]) this.metricsAnswered(request, proc);
+    this.metricsRequests.gone(proc);
     if (this.current[proc.slot] === proc) this.readyMask[proc.slot] = 0;
     this.hooks.onExit(proc);
   }
