@@ -11,19 +11,14 @@ import { startTimeoutChecker } from '../node/http-server.js';
 import { RESPONSE_RELAY } from '../node/outgoing.js';
 import { loadApp } from './load-app.js';
 import { workerStart } from './start.js';
-import { edgeHooks } from './inspect.js';
-import { requestLimitHook } from './request-limits.js';
-import { installRequestHooks, installUpgradeHooks, type RequestHook, type UpgradeHook } from './request-hooks.js';
+import { assembleHooks } from './hooks.js';
+import { installRequestHooks, installUpgradeHooks } from './request-hooks.js';
 import { connectionsReceived, openConnections, requestsServed, workerRegistry } from './metrics.js';
 import { createTlsFront, type TlsFront } from './tls.js';
-import { reuseMode, type ReuseMode } from '../shared/key/reuse.js';
 import type { ReuseContext } from './reuse/context.js';
 import { setPoolView } from './reuse/destination.js';
-import { reuseHooks } from './reuse/strategies.js';
-import { forwardHooks } from './reuse/forward.js';
-import { stickyCookieHook } from './sticky-cookie.js';
 import { openFdChannel } from './receive.js';
-import { LinkPool, linkPath, listenForLinks } from './link/link.js';
+import { linkPath, listenForLinks } from './link/link.js';
 import type { HandoffReceiver } from './receive.js';
 
 /**
@@ -91,39 +86,6 @@ function applyProxyAddresses(socket: net.Socket, info: ConnectionInfo): void {
   });
 }
 
-/**
- * Takes over a connection before the app's server sees it (e.g. per-request
- * re-routing on reused connections). Returns true when it took the socket.
- */
-export type ConnectionHook = (socket: net.Socket, bytes: Buffer, info: ConnectionInfo) => boolean;
-
-/** Request hooks, in order (installed in front of the app once it is loaded). */
-const requestHooks: RequestHook[] = [];
-// config.accessLog and config.inspect; absent sections add no hook.
-requestHooks.push(...edgeHooks(config, log));
-// limits.perClient.requestsPerSecond, after the access log and inspection: a limited request is logged, an inspected-away one is not counted.
-const limitHook = requestLimitHook(config, log);
-if (limitHook !== null) requestHooks.push(limitHook);
-/** Connection hooks, in order. */
-const connectionHooks: ConnectionHook[] = [];
-// config.stickyCookie and key.reuse. Under TLS the runtime cannot
-// frame the encrypted bytes itself, so "handback" and "forward" act as "close" there.
-if (config.stickyCookie) requestHooks.push(stickyCookieHook(config.stickyCookie, slot, config.tls !== undefined));
-/**
- * The reuse mode this Node can carry out: a relay needs Node's ServerResponse
- * internals, a hand-back needs a socket's reads stopped at once
- * (src/node/public-paths.ts); without them the next safe mode serves.
- */
-function publicReuseMode(mode: ReuseMode): ReuseMode {
-  if ((mode === 'forward' || mode === 'handback') && !SOCKET_READS_STOP) return 'close';
-  if (mode === 'forward' && !RESPONSE_RELAY) return 'handback';
-  return mode;
-}
-const reuseModeInEffect = publicReuseMode(reuseMode(config.key));
-/** key.reuse "forward": this worker's links to the others (none without the master's directory, or under TLS). */
-const linkPool = reuseModeInEffect === 'forward' && linkDir !== null && !config.tls ? new LinkPool(linkDir) : null;
-/** Upgrade hooks, in order (key.reuse "forward"). */
-const upgradeHooks: UpgradeHook[] = [];
 const reuseContext: ReuseContext = {
   slot,
   rules: config.key,
@@ -141,20 +103,12 @@ const reuseContext: ReuseContext = {
     process.send(message, socket, { keepOpen: false }, (error: Error | null) => done(error ?? null));
   },
 };
-if (linkPool !== null) {
-  // "forward" with links: per request, on the plain path. First of the hooks,
-  // so that the worker serving a request is the one that inspects, logs and cookies it.
-  const forward = forwardHooks({ ...reuseContext, links: linkPool });
-  requestHooks.unshift(forward.request);
-  upgradeHooks.push(forward.upgrade);
-} else if (reuseModeInEffect !== 'off' || config.key.reuse === 'off') {
-  // "off" installs nothing unless set explicitly, and then only counts what it misroutes.
-  // "forward" without links (no directory from the master) hands back.
-  const mode = reuseModeInEffect === 'forward' ? 'handback' : reuseModeInEffect;
-  const reuse = reuseHooks(config.tls && mode === 'handback' ? 'close' : mode, reuseContext);
-  if (reuse.connection) connectionHooks.push(reuse.connection);
-  if (reuse.request) requestHooks.push(reuse.request);
-}
+const { requestHooks, connectionHooks, upgradeHooks, linkPool } = assembleHooks(config, reuseContext, {
+  log,
+  linkDir,
+  socketReadsStop: SOCKET_READS_STOP,
+  responseRelay: RESPONSE_RELAY,
+});
 
 function onConnection(bytes: Buffer, info: ConnectionInfo, handle: net.Socket | object | undefined): void {
   received++;
