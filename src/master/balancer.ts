@@ -129,11 +129,6 @@ export class Balancer {
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
 
-  /** Connections not yet acknowledged by a worker. */
-  get inFlight(): number {
-    return this.router.unacknowledged;
-  }
-
   /** Connections the master holds: peeking, waiting for a worker or in flight to one. */
   get heldConnections(): number {
     return this.peeks.size + this.router.holding;

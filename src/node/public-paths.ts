@@ -43,15 +43,15 @@ const forced = parseForced(process.env.STICKY_NODE_PUBLIC);
 const missing = new Set<PublicPath>();
 
 /**
- * True when the group's internals may be used: not forced off, and `present`
+ * True when the group's internals may be used: not forced off, and `shapeHolds`
  * (its shape check) holds. A group found missing is remembered for
  * {@link publicPathsTaken}.
  */
-export function internalsUsable(group: PublicPath, present: () => boolean): boolean {
+export function internalsUsable(group: PublicPath, shapeHolds: () => boolean): boolean {
   if (forced.has(group)) return false;
   let ok: boolean;
   try {
-    ok = present();
+    ok = shapeHolds();
   } catch {
     ok = false;
   }

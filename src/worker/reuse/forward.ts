@@ -408,7 +408,7 @@ export function forwardHooks(ctx: ForwardContext): { request: RequestHook; upgra
    * state with a close listener per connection cost new connections measurable
    * CPU (bench/README.md).
    */
-  const later = (socket: Duplex | null): ForwardedConnection | null => {
+  const reusedConnection = (socket: Duplex | null): ForwardedConnection | null => {
     // Only client connections: requests arriving over a link (a StandInSocket) are this worker's own by construction.
     if (!(socket instanceof net.Socket)) return null;
     const holder = socket as unknown as Record<symbol, ForwardedConnection | typeof FIRST_SEEN | null | undefined>;
@@ -427,7 +427,7 @@ export function forwardHooks(ctx: ForwardContext): { request: RequestHook; upgra
   };
 
   const request: RequestHook = (req, res, serveHere) => {
-    const connection = later(req.socket);
+    const connection = reusedConnection(req.socket);
     if (connection === null) return false;
     const to = destination(headOfRequest(req), connection.info, ctx);
     if (to.slot === ctx.slot) {
@@ -441,7 +441,7 @@ export function forwardHooks(ctx: ForwardContext): { request: RequestHook; upgra
   };
 
   const upgrade: UpgradeHook = (req, socket, head) => {
-    const connection = later(socket);
+    const connection = reusedConnection(socket);
     if (connection === null) return false;
     const to = destination(headOfRequest(req), connection.info, ctx);
     if (to.slot === ctx.slot) {

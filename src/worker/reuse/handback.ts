@@ -57,7 +57,7 @@ class ReusedConnection implements StandInOwner {
   /** The app sees the client socket's own addresses. */
   readonly endpoints: net.Socket;
   /** Read from the socket and neither fed nor handed back, from a boundary on (in 'head'). */
-  private pending: Buffer = EMPTY;
+  private unfed: Buffer = EMPTY;
   private phase: Phase = 'head';
   private bodyRemaining = 0;
   private chunked: ChunkedState | null = null;
@@ -75,7 +75,7 @@ class ReusedConnection implements StandInOwner {
   private headTimer: NodeJS.Timeout | null = null;
 
   private readonly onData = (chunk: Buffer): void => {
-    this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    this.unfed = this.unfed.length === 0 ? chunk : Buffer.concat([this.unfed, chunk]);
     this.advance();
   };
   private readonly onEnd = (): void => {
@@ -104,7 +104,7 @@ class ReusedConnection implements StandInOwner {
 
   /** Starts with the bytes the master read (the first request's head, at least). */
   start(bytes: Buffer): void {
-    this.pending = bytes;
+    this.unfed = bytes;
     const socket = this.socket;
     socket.on('data', this.onData);
     socket.on('end', this.onEnd);
@@ -129,31 +129,31 @@ class ReusedConnection implements StandInOwner {
           }
           continue;
         case 'body-length': {
-          if (this.pending.length === 0) return this.updateFlow();
-          const take = Math.min(this.bodyRemaining, this.pending.length);
-          this.feed(this.pending.subarray(0, take));
-          this.pending = this.pending.subarray(take);
+          if (this.unfed.length === 0) return this.updateFlow();
+          const take = Math.min(this.bodyRemaining, this.unfed.length);
+          this.feed(this.unfed.subarray(0, take));
+          this.unfed = this.unfed.subarray(take);
           this.bodyRemaining -= take;
           if (this.bodyRemaining === 0) this.phase = 'head';
           continue;
         }
         case 'body-chunked': {
-          if (this.pending.length === 0) return this.updateFlow();
-          const scan = scanChunked(this.chunked as ChunkedState, this.pending, 0);
+          if (this.unfed.length === 0) return this.updateFlow();
+          const scan = scanChunked(this.chunked as ChunkedState, this.unfed, 0);
           if (scan.kind === 'error') {
             this.enterPassthrough(scan.code);
             continue;
           }
-          const take = scan.kind === 'done' ? scan.consumed : this.pending.length;
-          this.feed(this.pending.subarray(0, take));
-          this.pending = this.pending.subarray(take);
+          const take = scan.kind === 'done' ? scan.consumed : this.unfed.length;
+          this.feed(this.unfed.subarray(0, take));
+          this.unfed = this.unfed.subarray(take);
           if (scan.kind === 'done') this.phase = 'head';
           continue;
         }
         case 'passthrough':
-          if (this.pending.length > 0) {
-            this.feed(this.pending);
-            this.pending = EMPTY;
+          if (this.unfed.length > 0) {
+            this.feed(this.unfed);
+            this.unfed = EMPTY;
           }
           if (this.clientEnded) this.feedEnd();
           return this.updateFlow();
@@ -170,14 +170,14 @@ class ReusedConnection implements StandInOwner {
     // The server closes after this response (Connection: close, HTTP/1.0):
     // later bytes would not be read by it either.
     if (this.standIn.writableEnded || this.standIn.destroyed) {
-      this.pending = EMPTY;
+      this.unfed = EMPTY;
       return false;
     }
-    if (this.pending.length === 0) {
+    if (this.unfed.length === 0) {
       if (this.clientEnded) this.feedEnd();
       return false;
     }
-    const parsed = parseRequestHead(this.pending, 0, this.ctx.maxHeadBytes);
+    const parsed = parseRequestHead(this.unfed, 0, this.ctx.maxHeadBytes);
     if (parsed.kind === 'need-more') {
       if (this.clientEnded) this.enterPassthrough('ERR_HTTP_TRUNCATED');
       else this.armHeadTimer();
@@ -191,7 +191,7 @@ class ReusedConnection implements StandInOwner {
     }
     const head = parsed.value;
     const headLength = parsed.consumed;
-    const framing = requestFraming(this.pending, 0, headLength, head);
+    const framing = requestFraming(this.unfed, 0, headLength, head);
     if (this.fed > 0) {
       const to = destination(head, this.info, this.ctx);
       if (to.slot !== this.ctx.slot) {
@@ -219,8 +219,8 @@ class ReusedConnection implements StandInOwner {
       this.enterPassthrough(framing.code);
       return true;
     }
-    this.feed(this.pending.subarray(0, headLength));
-    this.pending = this.pending.subarray(headLength);
+    this.feed(this.unfed.subarray(0, headLength));
+    this.unfed = this.unfed.subarray(headLength);
     this.fed++;
     if (framing.kind === 'chunked') {
       this.phase = 'body-chunked';
@@ -252,7 +252,7 @@ class ReusedConnection implements StandInOwner {
   /** Reads from the socket only while the app's server keeps up and little is buffered ahead. */
   private updateFlow(): void {
     if (this.handingBack || this.phase === 'gone') return;
-    const read = !this.standInFull && this.pending.length < MAX_READ_AHEAD_BYTES;
+    const read = !this.standInFull && this.unfed.length < MAX_READ_AHEAD_BYTES;
     if (read && this.socket.isPaused()) this.socket.resume();
     else if (!read && !this.socket.isPaused()) this.socket.pause();
   }
@@ -282,7 +282,7 @@ class ReusedConnection implements StandInOwner {
   onResponseDone(): void {
     this.answered++;
     // Later in this tick the server may end the stand-in (a last response); decide after it.
-    if (this.answered === this.fed && this.phase === 'head' && this.pending.length > 0) process.nextTick(() => this.advance());
+    if (this.answered === this.fed && this.phase === 'head' && this.unfed.length > 0) process.nextTick(() => this.advance());
   }
 
   onStandInRead(): void {
@@ -336,7 +336,7 @@ class ReusedConnection implements StandInOwner {
     this.handingBack = true;
     this.clearHeadTimer();
     const socket = this.socket;
-    const taken = takeSocketBack(socket, this.pending, EMPTY, this.onData);
+    const taken = takeSocketBack(socket, this.unfed, EMPTY, this.onData);
     if (taken === null) {
       // The client half-closed meanwhile: the FIN is consumed here, so the
       // connection cannot move. Serve the rest here (counted).
@@ -345,7 +345,7 @@ class ReusedConnection implements StandInOwner {
       this.advance();
       return;
     }
-    this.pending = taken;
+    this.unfed = taken;
     const send = (): void => this.sendBack(to);
     if (this.writesInFlight === 0) send();
     else this.onFlushed = send;
@@ -360,8 +360,8 @@ class ReusedConnection implements StandInOwner {
     // The server lets go of the stand-in (its parser is freed); the socket is ours.
     this.standIn.destroy();
     handedBack.inc();
-    const bytes = this.pending;
-    this.pending = EMPTY;
+    const bytes = this.unfed;
+    this.unfed = EMPTY;
     const next = handbackKeyOf(to);
     this.ctx.handBack(socket, bytes, this.info, next, () => {
       // Sent: the master has (or will have) its own descriptor; this process's
