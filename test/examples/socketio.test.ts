@@ -1,8 +1,8 @@
 import http from 'node:http';
 import t from 'tap';
-import { io, type Socket } from 'socket.io-client';
 import { clientAddress, startExample, startHaproxyV2 } from '../helpers/examples.js';
 import { nginxMissing, startNginx } from '../helpers/nginx.js';
+import { connectSocketIo } from '../helpers/socketio.js';
 
 t.setTimeout(240_000);
 
@@ -17,19 +17,10 @@ interface Outcome {
 /** One socket.io client from its own address: connect, 10 acknowledged `whoami`, close. */
 async function client(url: string, localAddress: string, transports: string[]): Promise<Outcome> {
   const agent = new http.Agent({ keepAlive: true, localAddress } as http.AgentOptions);
-  const socket: Socket = io(url, { transports, reconnection: false, forceNew: true, timeout: 20_000, agent: agent as never });
-  const errors: string[] = [];
+  const { socket, connected, errors } = await connectSocketIo(url, { transports, agent: agent as never });
   const pids = new Set<number>();
   let acks = 0;
   let lastTransport = '';
-  socket.on('connect_error', (error) => errors.push(`connect_error: ${error.message}`));
-  socket.on('disconnect', (reason) => {
-    if (reason !== 'io client disconnect') errors.push(`disconnect: ${reason}`);
-  });
-  const connected = await new Promise<boolean>((resolve) => {
-    socket.once('connect', () => resolve(true));
-    socket.once('connect_error', () => resolve(false));
-  });
   if (connected) {
     for (let n = 0; n < 10; n++) {
       try {

@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import t from 'tap';
-import { io, type Socket } from 'socket.io-client';
 import { getWorkers, metricSum } from '../helpers/admin.js';
 import { ROOT, startBalancer, type RunningBalancer } from '../helpers/balancer.js';
 import { nginxMissing, startNginx } from '../helpers/nginx.js';
 import { preference } from '../helpers/pool.js';
+import { connectSocketIo } from '../helpers/socketio.js';
 
 /** socket.io server in the workers, polling transport only (engine.io errors logged as JSON lines). */
 const SOCKETIO_APP = join(ROOT, 'test', 'fixtures', 'socketio-app.js');
@@ -23,18 +23,9 @@ interface ClientOutcome {
 
 /** One socket.io-client over polling: connect, 50 acknowledged messages, close. */
 async function runClient(url: string, options: { extraHeaders?: Record<string, string>; withCredentials?: boolean }): Promise<ClientOutcome> {
-  const socket: Socket = io(url, { transports: ['polling'], reconnection: false, forceNew: true, timeout: 20_000, ...options });
-  const errors: string[] = [];
+  const { socket, connected, errors } = await connectSocketIo(url, { transports: ['polling'], ...options });
   const pids = new Set<number>();
   let acks = 0;
-  socket.on('connect_error', (error) => errors.push(`connect_error: ${error.message}`));
-  socket.on('disconnect', (reason) => {
-    if (reason !== 'io client disconnect') errors.push(`disconnect: ${reason}`);
-  });
-  const connected = await new Promise<boolean>((resolve) => {
-    socket.once('connect', () => resolve(true));
-    socket.once('connect_error', () => resolve(false));
-  });
   if (connected) {
     for (let n = 0; n < MESSAGES; n++) {
       try {

@@ -1,3 +1,4 @@
+// Ours rather than the cookie package: finds one cookie without splitting the header, measurably faster (bench/libraries.ts).
 import { DQUOTE, EQUALS, SEMICOLON, isOws } from '../protocol/ascii.js';
 /**
  * The value of one named cookie in a Cookie field value (RFC 6265 section 5.4
