@@ -1,29 +1,10 @@
-import type net from 'node:net';
 import pino from 'pino';
 import t from 'tap';
-import { resolveConfig, type ResolvedConfig } from '../../src/shared/config/load.js';
 import { assembleHooks, reuseModeInEffect, type WorkerAbilities } from '../../src/worker/hooks.js';
-import type { ReuseContext } from '../../src/worker/reuse/context.js';
-
-function config(input: unknown): ResolvedConfig {
-  const result = resolveConfig(input, {}, null);
-  if (!result.ok) throw new Error(result.message);
-  return result.config;
-}
+import { resolvedConfig as config, reuseContext as reuse } from '../helpers/worker.js';
 
 const ABLE: WorkerAbilities = { log: pino({ level: 'silent' }), linkDir: '/tmp/sticky-links-test', socketReadsStop: true, responseRelay: true };
 
-function reuse(resolved: ResolvedConfig): ReuseContext {
-  return {
-    slot: 0,
-    rules: resolved.key,
-    stickyCookie: resolved.stickyCookie,
-    maxHeadBytes: 16 * 1024,
-    headTimeoutMs: 1000,
-    server: () => ({}) as net.Server,
-    handBack: (_socket, _bytes, _info, _next, done) => done(null),
-  };
-}
 
 /** How many hooks of each kind a config installs. */
 function counts(input: unknown, abilities: WorkerAbilities = ABLE) {

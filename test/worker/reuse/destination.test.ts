@@ -1,32 +1,16 @@
 import t from 'tap';
-import type net from 'node:net';
-import { resolveConfig, type ResolvedConfig } from '../../../src/shared/config/load.js';
 import type { ConnectionInfo } from '../../../src/shared/connection-info.js';
 import { signStickyCookie } from '../../../src/shared/key/sticky-cookie.js';
 import { placeKey } from '../../../src/shared/placement.js';
 import type { RequestHead } from '../../../src/shared/protocol/http1.js';
 import { hashKey } from '../../../src/shared/ring/farmhash.js';
 import { pickSlot } from '../../../src/shared/ring/rendezvous.js';
-import type { ReuseContext } from '../../../src/worker/reuse/context.js';
 import { destination, handbackKeyOf, readyPid, setPoolView, withKeyOf } from '../../../src/worker/reuse/destination.js';
-
-function config(input: unknown): ResolvedConfig {
-  const result = resolveConfig(input, {}, null);
-  if (!result.ok) throw new Error(result.message);
-  return result.config;
-}
+import { resolvedConfig, reuseContext } from '../../helpers/worker.js';
 
 const STICKY = { name: 'lb', secret: 'k'.repeat(32) };
-const resolved = config({ stickyCookie: STICKY });
-const ctx: ReuseContext = {
-  slot: 1,
-  rules: resolved.key,
-  stickyCookie: resolved.stickyCookie,
-  maxHeadBytes: 16 * 1024,
-  headTimeoutMs: 1000,
-  server: () => ({}) as net.Server,
-  handBack: (_s, _b, _i, _n, done) => done(null),
-};
+const resolved = resolvedConfig({ stickyCookie: STICKY });
+const ctx = reuseContext(resolved, 1);
 const INFO: ConnectionInfo = { key: '198.51.100.1', keySource: 'forwarded', worker: 1, proxy: null, peer: '127.0.0.1', peerTrusted: true };
 
 function head(forwardedFor: string, cookie?: string): RequestHead {
