@@ -42,7 +42,7 @@ export class PoolViewBroadcaster {
     if (withLoad) this.fullSignature = fullSignature;
     const ready = Array.from(view.ready.subarray(0, count));
     const full = view.full === undefined ? undefined : Array.from(view.full.subarray(0, count));
-    // The pids name each ready worker's link (key.reuse "forward", src/worker/link/link.ts).
+    // The pids name each ready worker's link (key.reuse "forward", src/worker/link/front.ts).
     const pids = ready.map((isReady, slot) => (isReady === 1 ? (this.pool.worker(slot)?.pid ?? 0) : 0));
     for (let slot = 0; slot < count; slot++) {
       const proc = this.pool.worker(slot);

@@ -4,7 +4,7 @@ import type { ResolvedConfig } from '../shared/config/load.js';
 import type { ConnectionInfo } from '../shared/connection-info.js';
 import { reuseMode, type ReuseMode } from '../shared/key/reuse.js';
 import { edgeHooks } from './inspect.js';
-import { LinkPool } from './link/link.js';
+import { LinkPool } from './link/front.js';
 import type { RequestHook, UpgradeHook } from './request-hooks.js';
 import { requestLimitHook } from './request-limits.js';
 import type { ReuseContext } from './reuse/context.js';

@@ -33,7 +33,7 @@ function clientOf(req: http.IncomingMessage, trusted: CidrList, hops: number): s
     const known = info?.firstClient;
     if (known !== undefined) {
       // Only the first request is the master's: from a trusted peer the info is replaced by one
-      // without it (a new value for the same property, as link.ts does; a new property per socket
+      // without it (a new value for the same property, as the links' back does, src/worker/link/back.ts; a new property per socket
       // would change every socket's shape).
       if (info?.peerTrusted === true) (socket as unknown as Record<symbol, unknown>)[CONNECTION_INFO] = { ...info, firstClient: undefined };
       return known;

@@ -18,7 +18,8 @@ import { createTlsFront, type TlsFront } from './tls.js';
 import type { ReuseContext } from './reuse/context.js';
 import { setPoolView } from './reuse/destination.js';
 import { openFdChannel } from './receive.js';
-import { linkPath, listenForLinks } from './link/link.js';
+import { listenForLinks } from './link/back.js';
+import { linkPath } from './link/frames.js';
 import type { HandoffReceiver } from './receive.js';
 
 /**

@@ -14,7 +14,7 @@ import type { KeySource } from './derive.js';
  *   that request) back to the master, which routes it like a new connection.
  * - `forward`: the connection stays on Node's own path (no framing by the
  *   runtime); such a request is relayed to its worker over a worker-to-worker
- *   link (src/worker/reuse/forward.ts, src/worker/link/link.ts) and its response written back
+ *   link (src/worker/reuse/forward.ts, src/worker/link/) and its response written back
  *   in its place, the client's connection staying where it is (an Upgrade or
  *   CONNECT is handed back instead, so its tunnel has no process in between).
  * - `close`: responses on such connections carry `Connection: close`, so the

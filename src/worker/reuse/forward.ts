@@ -3,7 +3,7 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { CONNECTION_INFO, type ConnectionInfo } from '../../shared/connection-info.js';
 import { mayCarryOtherClients } from '../../shared/key/reuse.js';
-import type { FrontStream, LinkPool, StreamUser } from '../link/link.js';
+import type { FrontStream, LinkPool, StreamUser } from '../link/front.js';
 import type { RequestHook, UpgradeHook } from '../request-hooks.js';
 import { Counter } from 'prom-client';
 import { headOfRequest } from '../request-head.js';
@@ -20,7 +20,7 @@ import { closeAfter, headWritten, responseInProgress, sentContinue, writeRelayed
  * itself and parses every request in C++ (`parser.consume`), exactly as without
  * key.reuse. A hook in front of the app derives each later request's key from
  * the headers Node already parsed; a request of another worker's key is
- * relayed to that worker over a link (src/worker/link/link.ts) and its response
+ * relayed to that worker over a link (src/worker/link/front.ts) and its response
  * written back, byte for byte, in its place among the connection's responses.
  *
  * Why not frame the connection in JavaScript (the hand-back path,

@@ -46,7 +46,7 @@ export const STAND_IN_HIGH_WATER_MARK = 16 * 1024;
  * runtime feeds comes out as the socket's data; what the server writes goes to
  * the owner. Timeouts and socket options go to the owner's real stream; the
  * addresses are the owner's endpoints (key.reuse framing, src/worker/reuse/handback.ts; and
- * the back end of a worker-to-worker link, src/worker/link/link.ts).
+ * the back end of a worker-to-worker link, src/worker/link/back.ts).
  */
 export class StandInSocket extends ResponseTrackingDuplex {
   constructor(private readonly owner: StandInOwner) {

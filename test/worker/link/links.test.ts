@@ -6,25 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { connectionInfo, type ConnectionInfo } from '../../../src/shared/connection-info.js';
-import {
-  FRAME_CREDIT,
-  FRAME_DATA,
-  FRAME_DONE,
-  FRAME_END,
-  FRAME_INFO,
-  FRAME_RESET,
-  FrameReader,
-  HEADER_BYTES,
-  LinkPool,
-  MAX_FRAME_BYTES,
-  STREAM_WINDOW,
-  frameHeader,
-  linkPath,
-  setMaxStreamId,
-  listenForLinks,
-  type FrontStream,
-  type StreamUser,
-} from '../../../src/worker/link/link.js';
+import { FRAME_CREDIT, FRAME_DATA, FRAME_DONE, FRAME_END, FRAME_INFO, FRAME_RESET, FrameReader, HEADER_BYTES, MAX_FRAME_BYTES, STREAM_WINDOW, frameHeader, linkPath } from '../../../src/worker/link/frames.js';
+import { LinkPool, setMaxStreamId, type FrontStream, type StreamUser } from '../../../src/worker/link/front.js';
+import { listenForLinks } from '../../../src/worker/link/back.js';
 
 t.test('FrameReader: frames cut anywhere come out whole, in order, with their stream ids', (t) => {
   const frames: Array<[number, number, Buffer]> = [
