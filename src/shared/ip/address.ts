@@ -171,8 +171,14 @@ function formatMappedIPv4(g: Uint16Array): string {
   return `${hi >>> 8}.${hi & 0xff}.${lo >>> 8}.${lo & 0xff}`;
 }
 
-/** RFC 5952 section 4 text for eight groups. */
-function formatIPv6(g: Uint16Array): string {
+/**
+ * Eight 16-bit groups as IPv6 text (RFC 5952 section 4): lowercase, no
+ * leading zeros, the longest run of two or more zero groups (the first on a
+ * tie) as "::". With `dottedTail`, an IPv4-mapped (`::ffff:a.b.c.d`) or
+ * IPv4-compatible (`::a.b.c.d`) address ends in dotted decimal, as Node spells
+ * `socket.remoteAddress` (libuv's inet_ntop6).
+ */
+export function formatIPv6Groups(g: ArrayLike<number>, dottedTail: boolean): string {
   let bestStart = -1;
   let bestLen = 1; // a single zero group is not compressed (RFC 5952 4.2.2)
   for (let i = 0; i < 8; ) {
@@ -188,17 +194,22 @@ function formatIPv6(g: Uint16Array): string {
     }
     i = j;
   }
+  const tail = dottedTail && bestStart === 0 && (bestLen === 6 || (bestLen === 5 && g[5] === 0xffff));
+  const last = tail ? 6 : 8;
   let out = '';
-  for (let i = 0; i < 8; i++) {
+  for (let i = 0; i < last; i++) {
     if (i === bestStart) {
       out += i === 0 ? '::' : ':';
       i += bestLen - 1;
       continue;
     }
     out += (g[i] as number).toString(16);
-    if (i < 7) out += ':';
+    if (i < last - 1) out += ':';
   }
-  return out;
+  if (!tail) return out;
+  const hi = g[6] as number;
+  const lo = g[7] as number;
+  return `${out.endsWith(':') ? out : `${out}:`}${hi >>> 8}.${hi & 0xff}.${lo >>> 8}.${lo & 0xff}`;
 }
 
 /** Scratch groups for {@link canonicalIp}: the module is synchronous, so one buffer is enough. */
@@ -220,7 +231,7 @@ export function canonicalIp(text: string): string | null {
   if (family === 0) return null;
   // A strictly parsed plain IPv4 text is already canonical: no allocation.
   if (family === 4) return text;
-  return isMapped(scratch) ? formatMappedIPv4(scratch) : formatIPv6(scratch);
+  return isMapped(scratch) ? formatMappedIPv4(scratch) : formatIPv6Groups(scratch, false);
 }
 
 /** Parses a CIDR prefix length "0".."max" (decimal, no sign, no leading zeros), or -1. */

@@ -29,6 +29,7 @@
 import { NEED_MORE, parseError, type ParseResult } from './result.js';
 import type { ErrorCode } from '../errors.js';
 import type { ProxyEndpoint, ProxyHeader, ProxyTlvs } from './proxy-header.js';
+import { formatIPv6Groups } from '../ip/address.js';
 import { crc32cFinish, crc32cUpdate, CRC32C_INIT } from './crc32c.js';
 import { isIPv4Text, isIPv6Text } from './proxy-v1.js';
 
@@ -100,44 +101,13 @@ function formatIPv4(buf: Buffer, offset: number): string {
   return `${at(buf, offset)}.${at(buf, offset + 1)}.${at(buf, offset + 2)}.${at(buf, offset + 3)}`;
 }
 
-/**
- * Formats 16 bytes as Node formats `socket.remoteAddress` (libuv's
- * inet_ntop6): lowercase, no leading zeros, the longest run (first on a tie)
- * of two or more zero groups as "::", and the IPv4 tail dotted for
- * IPv4-mapped (::ffff:a.b.c.d) and IPv4-compatible (::a.b.c.d) addresses.
- */
+/** Scratch groups for {@link formatIPv6} (the parser is synchronous). */
+const groups = new Uint16Array(8);
+
+/** Formats 16 bytes as Node formats `socket.remoteAddress` (src/shared/ip/address.ts, with the dotted IPv4 tail). */
 export function formatIPv6(buf: Buffer, offset: number): string {
-  const words: number[] = [];
-  for (let k = 0; k < 8; k++) words.push(buf.readUInt16BE(offset + 2 * k));
-  let bestBase = -1;
-  let bestLength = 0;
-  let runBase = -1;
-  for (let k = 0; k <= 8; k++) {
-    if (k < 8 && words[k] === 0) {
-      if (runBase < 0) runBase = k;
-    } else if (runBase >= 0) {
-      if (k - runBase > bestLength) {
-        bestBase = runBase;
-        bestLength = k - runBase;
-      }
-      runBase = -1;
-    }
-  }
-  if (bestLength < 2) bestBase = -1;
-  let text = '';
-  for (let k = 0; k < 8; k++) {
-    if (bestBase >= 0 && k >= bestBase && k < bestBase + bestLength) {
-      if (k === bestBase) text += ':';
-      continue;
-    }
-    if (k !== 0) text += ':';
-    if (k === 6 && bestBase === 0 && (bestLength === 6 || (bestLength === 5 && words[5] === 0xffff))) {
-      return text + formatIPv4(buf, offset + 12);
-    }
-    text += (words[k] as number).toString(16);
-  }
-  if (bestBase >= 0 && bestBase + bestLength === 8) text += ':';
-  return text;
+  for (let k = 0; k < 8; k++) groups[k] = buf.readUInt16BE(offset + 2 * k);
+  return formatIPv6Groups(groups, true);
 }
 
 /**
