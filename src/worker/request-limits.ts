@@ -3,6 +3,7 @@ import net from 'node:net';
 import type { Logger } from 'pino';
 import { CONNECTION_INFO, connectionInfo } from '../shared/connection-info.js';
 import { CidrList } from '../shared/ip/address.js';
+import { TOO_MANY_REQUESTS_BODY, tooManyRequestsHeaders } from '../shared/limits/too-many.js';
 import { ClientTable } from '../shared/limits/client-table.js';
 import { LogLimiter } from '../shared/log/log-limiter.js';
 import type { ResolvedConfig } from '../shared/config/load.js';
@@ -66,11 +67,10 @@ export function requestLimitHook(config: ResolvedConfig, log: Logger): RequestHo
     limitedRequests.inc();
     const suppressed = logLimiter.admit('ERR_CLIENT_RATE');
     if (suppressed >= 0) log.warn({ client, reason: 'ERR_CLIENT_RATE', status: 429, where: 'worker', suppressed }, 'request refused');
-    const body = '429 Too Many Requests\n';
     // Drained, not read: the app never sees a body it did not ask for.
     req.resume();
-    res.writeHead(429, { 'retry-after': String(table.retryAfterSeconds(client, now)), 'content-type': 'text/plain', 'content-length': String(body.length) });
-    res.end(body);
+    res.writeHead(429, tooManyRequestsHeaders(table.retryAfterSeconds(client, now)));
+    res.end(TOO_MANY_REQUESTS_BODY);
     return true;
   };
 }
