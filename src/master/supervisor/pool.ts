@@ -11,9 +11,9 @@ import { placeKey, type PlacementView, type SlotChoice } from '../../shared/plac
 import type { ConnectionInfo } from '../../shared/connection-info.js';
 import { canOpenTcp, loadFdPass, type FdPassBinding } from '../../shared/wire/fd-channel.js';
 import type { BatchEntry, HandbackKey } from '../../shared/wire/fd-batch.js';
+import { sendConnection, sendMessage } from '../transport/worker-channel.js';
 import { HandoffSender } from '../transport/handoff-sender.js';
 import { isMessage, type MasterMessage, type WorkerMessage } from '../../shared/wire/ipc.js';
-import { infoToWire, bytesToWire } from '../../shared/wire/connection.js';
 import { canTransition, takesConnections, type SlotState } from './slot-state.js';
 import { Liveness, type Unresponsive } from './liveness.js';
 import { LinkDirectory } from './link-directory.js';
@@ -328,50 +328,14 @@ export class WorkerPool {
     return this.fdpass === null ? 'ipc' : 'fd-channel';
   }
 
-  /**
-   * Hands a client connection to a worker: on the worker's fd channel when it
-   * has one (batched with the others decided in this turn of the event loop),
-   * else on Node's IPC channel with the handle. `fd` is the connection's
-   * descriptor (-1 when unknown: IPC). The master keeps its copy until the
-   * worker's ack (PoolHooks.onAck); `done` gets an error when the connection
-   * did not reach the worker (re-route it).
-   */
+  /** Hands a client connection to a worker (src/master/transport/worker-channel.ts); `done` gets an error when it did not reach it. */
   sendConnection(proc: WorkerProc, id: number, bytes: Buffer, info: ConnectionInfo, handle: object, fd: number, done: (error: Error | null) => void): void {
-    const handoff = proc.handoff;
-    if (handoff !== null && proc.fdChannelReady && !proc.gone) {
-      proc.sent++;
-      const queued = handoff.enqueue(id, fd, bytes, info, (error) => {
-        if (error) proc.sent--;
-        done(error);
-      });
-      if (queued) return;
-      proc.sent--;
-    }
-    this.send(proc, { type: 'connection', id, bytes: bytesToWire(bytes), info: infoToWire(info) }, handle, done);
+    sendConnection(proc, id, bytes, info, handle, fd, done);
   }
 
   /** Sends a message (and a socket) to a worker; `done` gets the send error, if any. */
   send(proc: WorkerProc, message: MasterMessage, socket: object | undefined, done: (error: Error | null) => void): void {
-    if (proc.gone || !proc.worker.isConnected()) {
-      done(new Error('worker channel closed'));
-      return;
-    }
-    // Connections batched for the fd channel go first (e.g. before a 'drain').
-    proc.handoff?.flush();
-    const isConnection = message.type === 'connection';
-    if (isConnection) proc.sent++;
-    try {
-      // keepOpen: the master keeps its copy of the handle until the worker's
-      // own 'ack', so a worker dying mid-transfer cannot lose the connection.
-      proc.worker.send(message, socket as never, { keepOpen: true }, (error) => {
-        if (error && isConnection) proc.sent--;
-        else if (isConnection) proc.liveness.deliveredSome(1);
-        done(error ?? null);
-      });
-    } catch (error) {
-      if (isConnection) proc.sent--;
-      done(error as Error);
-    }
+    sendMessage(proc, message, socket, done);
   }
 
   /**
