@@ -214,7 +214,10 @@ function checkArguments(buf: Buffer, offset: number, maxBytes: number): void {
 }
 
 /**
- * Parses an HTTP/1.x request head that starts at `buf[offset]`.
+ * Parses an HTTP/1.x request head that starts at `buf[offset]`. One function
+ * on purpose: split into steps it measured a fifth slower (bench/head-parse.ts,
+ * bench/README.md), and it runs for every connection.
+ *
  *
  * - `done` when the empty line ending the head is seen within the first
  *   `maxBytes` bytes; `consumed` counts the bytes up to and including it
@@ -240,158 +243,143 @@ export function parseRequestHead(
   maxBytes: number,
 ): ParseResult<RequestHead> {
   checkArguments(buf, offset, maxBytes);
+  const available = buf.length - offset;
   // Running out of bytes at `limit` means "need more" unless the limit is maxBytes.
-  const atCap = buf.length - offset >= maxBytes;
+  const atCap = available >= maxBytes;
   const limit = atCap ? offset + maxBytes : buf.length;
-  const words = wordsOf(buf);
-  const lineStart = skipEmptyLines(buf, offset, limit);
-  const fieldsStart = lineStart < 0 ? lineStart : scanRequestLine(buf, words, lineStart, limit);
-  const end = fieldsStart < 0 ? fieldsStart : scanFieldLines(buf, words, fieldsStart, limit, lineStart);
-  if (end >= 0) return { kind: 'done', value: headOf(buf, lineStart), consumed: end - offset };
-  if (end === OUT_OF_BYTES) return atCap ? TOO_LARGE : NEED_MORE;
-  return end === NOT_HTTP_HERE ? NOT_HTTP : BAD_HEADER;
-}
+  const outOfBytes = atCap ? TOO_LARGE : NEED_MORE;
 
-/** What a scanner returns instead of a position: the bytes ran out, or they cannot be a request line or a field line. */
-const OUT_OF_BYTES = -1;
-const NOT_HTTP_HERE = -2;
-const BAD_HEADER_HERE = -3;
+  let pos = offset;
 
-/** The request line of the head being parsed, as positions (the parser is synchronous: one record). */
-const line = { methodEnd: 0, targetStart: 0, targetEnd: 0, minor: 0 };
-/** The kept fields of the head being parsed: how many, and where the last one ends. */
-const keptScan = { count: 0, end: 0 };
-
-/** Skips the empty lines before the request line (RFC 9112 2.2): where it starts, or a sentinel. */
-function skipEmptyLines(buf: Buffer, pos: number, limit: number): number {
+  // Empty lines before the request line (RFC 9112 2.2).
   for (;;) {
-    if (pos === limit) return OUT_OF_BYTES;
+    if (pos === limit) return outOfBytes;
     const c = buf[pos] as number;
     if (c === LF) {
       pos++;
     } else if (c === CR) {
-      if (pos + 1 === limit) return OUT_OF_BYTES;
-      if (buf[pos + 1] !== LF) return NOT_HTTP_HERE;
+      if (pos + 1 === limit) return outOfBytes;
+      if (buf[pos + 1] !== LF) return NOT_HTTP;
       pos += 2;
     } else {
-      return pos;
+      break;
     }
   }
-}
 
-/**
- * `method SP request-target SP HTTP-version CRLF`, recorded in {@link line}:
- * where the field lines start, or a sentinel. The version is checked byte by
- * byte so that "HTTP/2.0" (the h2 prior-knowledge preface) fails at the "2".
- */
-function scanRequestLine(buf: Buffer, words: Int32Array<ArrayBufferLike>, pos: number, limit: number): number {
+  // method SP
   const methodStart = pos;
   while (pos < limit && ((CLASS[buf[pos] as number] as number) & TCHAR) !== 0) {
-    if (pos - methodStart === MAX_METHOD_BYTES) return NOT_HTTP_HERE;
+    if (pos - methodStart === MAX_METHOD_BYTES) return NOT_HTTP;
     pos++;
   }
-  if (pos === limit) return OUT_OF_BYTES;
-  if (pos === methodStart || buf[pos] !== SP) return NOT_HTTP_HERE;
-  line.methodEnd = pos++;
-  const targetStart = pos;
-  pos = scanTarget(buf, words, pos, limit);
-  if (pos === limit) return OUT_OF_BYTES;
-  if (pos === targetStart || buf[pos] !== SP) return NOT_HTTP_HERE;
-  line.targetStart = targetStart;
-  line.targetEnd = pos++;
-  for (let i = 0; i < HTTP_VERSION_PREFIX.length; i++, pos++) {
-    if (pos === limit) return OUT_OF_BYTES;
-    if (buf[pos] !== HTTP_VERSION_PREFIX[i]) return NOT_HTTP_HERE;
-  }
-  if (pos === limit) return OUT_OF_BYTES;
-  const minor = buf[pos++] as number;
-  if (minor !== 0x30 && minor !== 0x31) return NOT_HTTP_HERE;
-  line.minor = minor;
-  if (pos === limit) return OUT_OF_BYTES;
-  if (buf[pos++] !== CR) return NOT_HTTP_HERE;
-  if (pos === limit) return OUT_OF_BYTES;
-  if (buf[pos++] !== LF) return NOT_HTTP_HERE;
-  return pos;
-}
+  if (pos === limit) return outOfBytes;
+  if (pos === methodStart || buf[pos] !== SP) return NOT_HTTP;
+  const methodEnd = pos++;
 
-/**
- * `*( field-line CRLF ) CRLF`: where the head ends, or a sentinel. No
- * whitespace before the colon (RFC 9112 5.1), and a line starting with
- * whitespace is obs-fold (5.2): both refused. The fields key derivation reads
- * are recorded in keptFields as (field, start, end) relative to `base`, to be
- * decoded once.
- */
-function scanFieldLines(buf: Buffer, words: Int32Array<ArrayBufferLike>, pos: number, limit: number, base: number): number {
+  // request-target SP
+  const targetStart = pos;
+  const words = wordsOf(buf);
+  pos = scanTarget(buf, words, pos, limit);
+  if (pos === limit) return outOfBytes;
+  if (pos === targetStart || buf[pos] !== SP) return NOT_HTTP;
+  const targetEnd = pos++;
+
+  // HTTP-version CRLF: "HTTP/1." then "0" or "1". Checked byte by byte so that
+  // "HTTP/2.0" (the h2 prior-knowledge preface) fails at the "2".
+  for (let i = 0; i < HTTP_VERSION_PREFIX.length; i++, pos++) {
+    if (pos === limit) return outOfBytes;
+    if (buf[pos] !== HTTP_VERSION_PREFIX[i]) return NOT_HTTP;
+  }
+  if (pos === limit) return outOfBytes;
+  const minor = buf[pos++];
+  if (minor !== 0x30 && minor !== 0x31) return NOT_HTTP;
+  if (pos === limit) return outOfBytes;
+  if (buf[pos++] !== CR) return NOT_HTTP;
+  if (pos === limit) return outOfBytes;
+  if (buf[pos++] !== LF) return NOT_HTTP;
+
+  // Kept fields are recorded as (field, start, end) and decoded once at the end.
   let kept = 0;
-  let keptEnd = line.targetEnd;
+  let keptEnd = targetEnd;
   let hostSeen = false;
   let upgradeSeen = false;
+
+  // *( field-line CRLF ) CRLF
   for (;;) {
-    if (pos === limit) return OUT_OF_BYTES;
+    if (pos === limit) return outOfBytes;
     if (buf[pos] === CR) {
-      if (pos + 1 === limit) return OUT_OF_BYTES;
-      if (buf[pos + 1] !== LF) return BAD_HEADER_HERE;
-      keptScan.count = kept;
-      keptScan.end = keptEnd;
-      return pos + 2;
+      if (pos + 1 === limit) return outOfBytes;
+      if (buf[pos + 1] !== LF) return BAD_HEADER;
+      pos += 2;
+      break;
     }
+
+    // field-name ":" — no whitespace before the colon (RFC 9112 5.1), and a
+    // line starting with whitespace is obs-fold (5.2): both refused.
     const nameStart = pos;
     while (pos < limit && ((CLASS[buf[pos] as number] as number) & TCHAR) !== 0) pos++;
-    if (pos === limit) return OUT_OF_BYTES;
-    if (pos === nameStart || buf[pos] !== COLON) return BAD_HEADER_HERE;
+    if (pos === limit) return outOfBytes;
+    if (pos === nameStart || buf[pos] !== COLON) return BAD_HEADER;
     const nameLength = pos - nameStart;
     pos++;
+
     // OWS field-value OWS CRLF
     while (pos < limit && (buf[pos] === SP || buf[pos] === HTAB)) pos++;
     const valueStart = pos;
     pos = scanFieldValue(buf, words, pos, limit);
-    if (pos === limit) return OUT_OF_BYTES;
-    if (buf[pos] !== CR) return BAD_HEADER_HERE; // a CTL, or a bare LF
-    if (pos + 1 === limit) return OUT_OF_BYTES;
-    if (buf[pos + 1] !== LF) return BAD_HEADER_HERE;
+    if (pos === limit) return outOfBytes;
+    if (buf[pos] !== CR) return BAD_HEADER; // a CTL, or a bare LF
+    if (pos + 1 === limit) return outOfBytes;
+    if (buf[pos + 1] !== LF) return BAD_HEADER;
     let valueEnd = pos;
     pos += 2;
-    const field = keptField(buf, nameStart, nameLength, hostSeen, upgradeSeen);
+
+    // Only five names matter; the length decides which one to compare.
+    let field = 0;
+    switch (nameLength) {
+      case 4:
+        if (!hostSeen && nameEquals(buf, nameStart, NAME_HOST)) {
+          field = FIELD_HOST;
+          hostSeen = true;
+        }
+        break;
+      case 6:
+        if (nameEquals(buf, nameStart, NAME_COOKIE)) field = FIELD_COOKIE;
+        break;
+      case 7:
+        if (!upgradeSeen && nameEquals(buf, nameStart, NAME_UPGRADE)) {
+          field = FIELD_UPGRADE;
+          upgradeSeen = true;
+        }
+        break;
+      case 9:
+        if (nameEquals(buf, nameStart, NAME_FORWARDED)) field = FIELD_FORWARDED;
+        break;
+      case 15:
+        if (nameEquals(buf, nameStart, NAME_X_FORWARDED_FOR)) field = FIELD_X_FORWARDED_FOR;
+        break;
+    }
     if (field === 0) continue;
-    if (field === FIELD_HOST) hostSeen = true;
-    else if (field === FIELD_UPGRADE) upgradeSeen = true;
-    while (valueEnd > valueStart && (buf[valueEnd - 1] === SP || buf[valueEnd - 1] === HTAB)) valueEnd--;
+
+    while (valueEnd > valueStart && (buf[valueEnd - 1] === SP || buf[valueEnd - 1] === HTAB)) {
+      valueEnd--;
+    }
     if (kept * 3 + 3 > keptFields.length) keptFields = growKept(keptFields);
     keptFields[kept * 3] = field;
-    keptFields[kept * 3 + 1] = valueStart - base;
-    keptFields[kept * 3 + 2] = valueEnd - base;
+    keptFields[kept * 3 + 1] = valueStart - methodStart;
+    keptFields[kept * 3 + 2] = valueEnd - methodStart;
     kept++;
     keptEnd = valueEnd;
   }
-}
 
-/** Which kept field a name is (0: none). Only five names matter; the length decides which one to compare. The first Host and Upgrade count. */
-function keptField(buf: Buffer, nameStart: number, nameLength: number, hostSeen: boolean, upgradeSeen: boolean): number {
-  switch (nameLength) {
-    case 4:
-      return !hostSeen && nameEquals(buf, nameStart, NAME_HOST) ? FIELD_HOST : 0;
-    case 6:
-      return nameEquals(buf, nameStart, NAME_COOKIE) ? FIELD_COOKIE : 0;
-    case 7:
-      return !upgradeSeen && nameEquals(buf, nameStart, NAME_UPGRADE) ? FIELD_UPGRADE : 0;
-    case 9:
-      return nameEquals(buf, nameStart, NAME_FORWARDED) ? FIELD_FORWARDED : 0;
-    case 15:
-      return nameEquals(buf, nameStart, NAME_X_FORWARDED_FOR) ? FIELD_X_FORWARDED_FOR : 0;
-    default:
-      return 0;
-  }
-}
-
-/** The head from {@link line} and the kept fields: one decode for the request line and every kept value; slices share it. */
-function headOf(buf: Buffer, methodStart: number): RequestHead {
-  const text = latin1(buf, methodStart, keptScan.end);
+  // One decode for the request line and every kept value; slices share it.
+  const text = latin1(buf, methodStart, keptEnd);
   let host: string | undefined;
   let cookie: string | undefined;
   let upgrade: string | undefined;
   let forwardedFor: string[] | undefined;
   let forwarded: string[] | undefined;
-  for (let i = 0; i < keptScan.count * 3; i += 3) {
+  for (let i = 0; i < kept * 3; i += 3) {
     const value = text.slice(keptFields[i + 1], keptFields[i + 2]);
     switch (keptFields[i]) {
       case FIELD_HOST:
@@ -412,14 +400,17 @@ function headOf(buf: Buffer, methodStart: number): RequestHead {
         break;
     }
   }
-  return {
-    method: methodString(text, line.methodEnd - methodStart),
-    target: text.slice(line.targetStart - methodStart, line.targetEnd - methodStart),
-    version: line.minor === 0x31 ? '1.1' : '1.0',
+
+  const minorVersion: '1.0' | '1.1' = minor === 0x31 ? '1.1' : '1.0';
+  const head: RequestHead = {
+    method: methodString(text, methodEnd - methodStart),
+    target: text.slice(targetStart - methodStart, targetEnd - methodStart),
+    version: minorVersion,
     host,
     cookie,
     forwardedFor: forwardedFor ?? NO_VALUES,
     forwarded: forwarded ?? NO_VALUES,
     upgrade,
   };
+  return { kind: 'done', value: head, consumed: pos - offset };
 }
