@@ -33,6 +33,8 @@ const server = http.createServer((req, res) => {
     key: info?.key ?? null,
     keySource: info?.keySource ?? null,
     xff: xff === undefined ? null : Array.isArray(xff) ? xff.join(', ') : xff,
+    // With many nodes: the node serving the request, and the one it entered through when that one forwarded it.
+    ...(info?.node === undefined ? {} : { node: info.node, via: info.via ?? null }),
   });
   res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
   res.end(req.method === 'HEAD' ? undefined : body);

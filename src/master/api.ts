@@ -10,6 +10,7 @@ import type { z } from 'zod';
 import type { configSchema } from '../shared/config/schema.js';
 import { validateConfig, type ResolvedConfig } from '../shared/config/load.js';
 import { Balancer } from './balancer.js';
+import { Cluster } from './cluster/cluster.js';
 import { handoffImpossible, publicPathsTaken } from '../node/internals.js';
 import { loadFdPass } from '../shared/wire/fd-channel.js';
 import { WorkerPool, type SlotView } from './supervisor/pool.js';
@@ -80,6 +81,8 @@ export interface CliBalancer extends RunningBalancer {
 export interface Listeners {
   readonly listen: Server;
   readonly admin: Server | null;
+  /** The peer port (with `cluster`). */
+  readonly peer: Server | null;
 }
 
 /**
@@ -136,7 +139,8 @@ export async function startResolved(config: ResolvedConfig, inherited: ListenerS
       );
     },
   });
-  balancer = new Balancer(config, pool, log, metrics);
+  const cluster = config.cluster ? new Cluster(config.cluster, log, metrics.registry) : null;
+  balancer = new Balancer(config, pool, log, metrics, cluster);
   const running = balancer;
   let admin: ReturnType<typeof createAdminServer> | null = null;
 
@@ -145,6 +149,7 @@ export async function startResolved(config: ResolvedConfig, inherited: ListenerS
     log.fatal({ code: error.code, err: error.message }, 'start failed');
     admin?.close();
     await running.close().catch(() => {});
+    await cluster?.stop().catch(() => {});
     await pool.stopAll();
     log.flush();
     throw error;
@@ -156,6 +161,11 @@ export async function startResolved(config: ResolvedConfig, inherited: ListenerS
     return abandon(error as BalancerStartError);
   }
   started = true;
+  if (cluster !== null) {
+    // The member list before the first connection: a node that placed keys without it would own them all.
+    await cluster.start();
+    log.info(cluster.view(), 'cluster members');
+  }
 
   const scale = async (count: number): Promise<boolean> => {
     if (pool.isStopping) return false;
@@ -170,11 +180,15 @@ export async function startResolved(config: ResolvedConfig, inherited: ListenerS
     return true;
   };
   // Every port is bound before 'listening' is announced; any bind failure ends the start.
-  const listeners: Record<keyof Listeners, ((server?: Server) => Promise<AddressInfo>) | null> = { listen: (server) => running.listen(server), admin: null };
+  const listeners: Record<keyof Listeners, ((server?: Server) => Promise<AddressInfo>) | null> = {
+    listen: (server) => running.listen(server),
+    admin: null,
+    peer: cluster === null ? null : (server) => running.listenPeer(server),
+  };
   if (config.admin !== false) {
     const { host, port, token } = config.admin;
     const workerMetrics = async (): Promise<string> => aggregateWorkerMetrics(await pool.collectWorkerMetrics());
-    const adminServer = createAdminServer(pool, metrics, { scale, workerMetrics }, log, token);
+    const adminServer = createAdminServer(pool, metrics, { scale, workerMetrics, cluster }, log, token);
     adminServer.unref();
     admin = adminServer;
     listeners.admin = (server) => listenAdmin(adminServer, host, port, server);
@@ -197,6 +211,11 @@ export async function startResolved(config: ResolvedConfig, inherited: ListenerS
       return abandon(new BalancerStartError('ERR_LISTEN', `cannot listen on ${where}: ${describeListenError(error)}`));
     }
   };
+  if (config.cluster) {
+    // Before the public port: a peer may forward to this node as soon as it is in their lists.
+    const peerAddress = await bound('peer', `${config.cluster.peer.host}:${config.cluster.peer.port} (peer port)`);
+    log.info({ address: peerAddress.address, port: peerAddress.port, self: config.cluster.self }, 'peer port listening');
+  }
   const address = await bound('listen', `${config.listen.host}:${config.listen.port}`);
   if (adminConfig !== false) {
     const adminAddress = await bound('admin', `${adminConfig.host}:${adminConfig.port} (admin API)`);
@@ -252,6 +271,8 @@ export async function startResolved(config: ResolvedConfig, inherited: ListenerS
         log.info({ ...reason, graceMs }, 'stopping: health check failing, still serving');
         await new Promise((resolve) => setTimeout(resolve, graceMs));
       }
+      // Peers stop sending this node new keys (Redis: at their next read; a closed peer port: at once).
+      await cluster?.drain().catch(() => {});
       log.info(reason, 'stopping: no new connections, draining workers');
       admin?.close();
       // Not awaited: once a socket was sent to a worker, net.Server#close waits
@@ -261,7 +282,9 @@ export async function startResolved(config: ResolvedConfig, inherited: ListenerS
       void running.close();
       // What the master still holds (peeking or unacknowledged) is handed off first.
       while (running.heldConnections > 0) await new Promise((resolve) => setTimeout(resolve, 20));
-      await pool.stopAll();
+      // Forwarded connections are pumped by this process: they end with it, as bounded as the workers' drain.
+      await Promise.all([pool.stopAll(), cluster?.closeForwards(config.workers.drainTimeoutMs)]);
+      await cluster?.stop().catch(() => {});
       log.info('stopped');
       log.flush();
     })();
@@ -281,7 +304,7 @@ export async function startResolved(config: ResolvedConfig, inherited: ListenerS
     },
     close: () => close(),
     closeFor: (signal, graceMs) => close({ signal }, graceMs),
-    listeners: () => ({ listen: running.listener, admin }),
+    listeners: () => ({ listen: running.listener, admin, peer: running.peerListener }),
     get config() {
       return workerConfig;
     },

@@ -26,9 +26,32 @@ import { PoolViewBroadcaster } from './pool-view.js';
 import { Refuser } from './refuse.js';
 import { Router } from './route.js';
 import type { WorkerPool, WorkerProc } from './supervisor/pool.js';
+import type { Cluster } from './cluster/cluster.js';
+import { readPeerHeader, type ForwardedFacts } from './cluster/peer-header.js';
+
+/** Where connections come in: the public port, or the peer port other nodes forward to. */
+interface Entry {
+  readonly trusted: CidrList;
+  readonly peekRules: PeekRules;
+  /** The peer port: the key comes from the forwarding node, and nothing is forwarded again (one hop). */
+  readonly fromPeer: boolean;
+}
+
+/** The connection as the node it entered through saw it: what the key, the limits and the app go by. */
+interface Origin {
+  readonly proxySource: string | null;
+  readonly peer: string;
+  readonly peerTrusted: boolean;
+  readonly proxy: ConnectionInfo['proxy'];
+  /** Set on a forwarded connection that came to its entry node without a PROXY header. */
+  readonly addresses?: ConnectionInfo['addresses'];
+  /** The entry node, on a forwarded connection. */
+  readonly via?: string;
+}
 
 /** One connection the master is still reading. */
 interface Peek extends PeekState {
+  readonly entry: Entry;
   readonly conn: ClientConn;
   readonly peer: string;
   readonly acceptedAt: bigint;
@@ -46,9 +69,11 @@ interface Peek extends PeekState {
  */
 export class Balancer {
   private readonly server: net.Server;
-  private readonly trusted: CidrList;
+  /** The peer port's server (with `cluster` only). */
+  private readonly peerServer: net.Server | null;
+  private readonly publicEntry: Entry;
+  private readonly peerEntry: Entry | null;
   private readonly rules: KeyRules;
-  private readonly peekRules: PeekRules;
   private readonly refuser: Refuser;
   private readonly router: Router;
   /** key.reuse "handback" and "forward": the pool view the workers place with (null: they need none). */
@@ -69,8 +94,9 @@ export class Balancer {
     private readonly pool: WorkerPool,
     private readonly log: Logger,
     private readonly metrics: MasterMetrics,
+    /** Many nodes, or null: one node, no cost. */
+    private readonly cluster: Cluster | null = null,
   ) {
-    this.trusted = CidrList.parse(config.proxyProtocol.trustedFrom);
     this.rules = config.key;
     const clientLimits = config.limits.perClient ? new ClientLimits(config.limits.perClient) : null;
     this.clientLimits = clientLimits;
@@ -78,7 +104,9 @@ export class Balancer {
     this.inspector = config.inspect ? compileInspector(config.inspect) : null;
     const needsHead =
       config.key.order.some((source) => source === 'cookie' || source === 'forwarded') || config.stickyCookie !== undefined || config.health !== undefined || this.inspector !== null;
-    this.peekRules = { peekBytes: config.limits.peekBytes, proxyMode: config.proxyProtocol.mode, needsHead };
+    this.publicEntry = { trusted: CidrList.parse(config.proxyProtocol.trustedFrom), peekRules: { peekBytes: config.limits.peekBytes, proxyMode: config.proxyProtocol.mode, needsHead }, fromPeer: false };
+    // The peer port takes only PROXY v2 from the peers it trusts (the forwarding node writes one on every connection).
+    this.peerEntry = cluster && { trusted: cluster.peerTrusted, peekRules: { peekBytes: config.limits.peekBytes, proxyMode: 'required', needsHead }, fromPeer: true };
     const ceiling = descriptorCeiling();
     this.descriptors = ceiling === null ? null : new DescriptorBudget(ceiling);
     this.refuser = new Refuser(metrics, log);
@@ -90,8 +118,11 @@ export class Balancer {
     // net.Server's sockets, with pauseOnConnect: not one byte is read before we
     // attach our listener and decide to resume, so nothing can be read into a void.
     // No noDelay here: the worker runtime sets TCP_NODELAY as the app's server asks (src/worker/runtime.ts applySocketOptions).
-    this.server = net.createServer({ pauseOnConnect: true }, (socket) => this.onConnection(socketConn(socket)));
+    this.server = net.createServer({ pauseOnConnect: true }, (socket) => this.onConnection(socketConn(socket), this.publicEntry));
     this.server.on('error', (error) => this.log.error({ err: error.message }, 'listener error'));
+    const peerEntry = this.peerEntry;
+    this.peerServer = peerEntry && net.createServer({ pauseOnConnect: true }, (socket) => this.onConnection(socketConn(socket), peerEntry));
+    this.peerServer?.on('error', (error) => this.log.error({ err: error.message }, 'peer listener error'));
   }
 
   /**
@@ -107,10 +138,31 @@ export class Balancer {
         this.server.removeListener('error', onError);
         // What Node's cluster round-robin does: take the raw client handles
         // from accept (net.Server would wrap each in a net.Socket first).
-        takeOverAccept(this.server, (handle) => this.onConnection(rawConn(handle)), (errno) => this.onAcceptError(errno));
+        takeOverAccept(this.server, (handle) => this.onConnection(rawConn(handle), this.publicEntry), (errno) => this.onAcceptError(errno));
         resolve(this.server.address() as AddressInfo);
       });
     });
+  }
+
+  /** Starts listening on the peer port (`cluster.peer`); resolves with the bound address. */
+  listenPeer(inherited?: net.Server): Promise<AddressInfo> {
+    const server = this.peerServer as net.Server;
+    const entry = this.peerEntry as Entry;
+    const peer = (this.cluster as Cluster) && this.config.cluster?.peer;
+    return new Promise((resolve, reject) => {
+      const onError = (error: Error): void => reject(error);
+      server.once('error', onError);
+      server.listen(inherited ?? { host: peer?.host, port: peer?.port, backlog: 4096 }, () => {
+        server.removeListener('error', onError);
+        takeOverAccept(server, (handle) => this.onConnection(rawConn(handle), entry), (errno) => this.onAcceptError(errno));
+        resolve(server.address() as AddressInfo);
+      });
+    });
+  }
+
+  /** The peer port's listening server, or null without `cluster`. */
+  get peerListener(): net.Server | null {
+    return this.peerServer;
   }
 
   /** The balancer is going away: health checks fail while it still serves (config `health.graceMs`). */
@@ -126,7 +178,9 @@ export class Balancer {
   /** Stops accepting. Connections already held are still handed off. */
   close(): Promise<void> {
     this.poolView?.stop();
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    const peer = this.peerServer;
+    const closed = (server: net.Server): Promise<void> => new Promise((resolve) => server.close(() => resolve()));
+    return Promise.all([closed(this.server), peer?.listening === true ? closed(peer) : Promise.resolve()]).then(() => {});
   }
 
   /** Connections the master holds: peeking, waiting for a worker or in flight to one. */
@@ -174,24 +228,28 @@ export class Balancer {
     return true;
   }
 
-  private onConnection(conn: ClientConn): void {
+  private onConnection(conn: ClientConn, entry: Entry): void {
     const acceptedAt = process.hrtime.bigint();
     const peer = canonicalIp(conn.peer) ?? '';
-    if (this.descriptors?.isFull(conn.fd, this.heldConnections) === true && !this.makeRoom(conn, peer)) return;
+    // A forwarded connection holds two descriptors here.
+    const held = this.heldConnections + 2 * (this.cluster?.connections ?? 0);
+    if (this.descriptors?.isFull(conn.fd, held) === true && !this.makeRoom(conn, peer)) return;
     const max = this.config.limits.maxConnections;
-    if (max !== undefined && this.heldConnections + this.pool.activeConnections() >= max) {
+    if (max !== undefined && held + this.pool.activeConnections() >= max) {
       this.refuser.refuse(conn, peer, 'ERR_MAX_CONNECTIONS');
       return;
     }
-    const peerTrusted = peer !== '' && this.trusted.contains(peer);
-    if (this.peekRules.proxyMode === 'required' && !peerTrusted) {
+    const peerTrusted = peer !== '' && entry.trusted.contains(peer);
+    if (entry.peekRules.proxyMode === 'required' && !peerTrusted) {
       // No header this peer could send would be honoured: close before reading a byte.
       this.refuser.refuse(conn, peer, 'ERR_PROXY_UNTRUSTED');
       return;
     }
     this.metrics.peeking.inc();
+    if (entry.fromPeer) this.cluster?.fromPeer();
     const peek: Peek = {
-      ...newPeekState(peerTrusted, this.peekRules),
+      ...newPeekState(peerTrusted, entry.peekRules),
+      entry,
       conn,
       peer,
       acceptedAt,
@@ -203,11 +261,11 @@ export class Balancer {
     this.peeks.add(peek);
     conn.read(peek.onData, () => this.onPeekClose(peek));
     // A key that does not depend on any byte (e.g. order ["remote"] with PROXY off) is known now.
-    if (decidesWithoutBytes(this.peekRules)) this.decide(peek, null);
+    if (decidesWithoutBytes(entry.peekRules)) this.decide(peek, null);
   }
 
   private onData(peek: Peek, chunk: Buffer): void {
-    const step = readPeek(peek, chunk, this.peekRules);
+    const step = readPeek(peek, chunk, peek.entry.peekRules);
     if (step.kind === 'refuse') this.refusePeek(peek, step.code);
     else if (step.kind === 'decide') this.decide(peek, step.head);
   }
@@ -252,16 +310,17 @@ export class Balancer {
    * go (with the client its open count is kept under, if counted), or true when
    * it was refused here.
    */
-  private checkClientLimits(peek: Peek, head: RequestHead | null, proxySource: string | null, clientKey: { key: string; source: string }): { limitClient: string | undefined } | true {
+  private checkClientLimits(peek: Peek, head: RequestHead | null, origin: Origin, clientKey: { key: string; source: string }): { limitClient: string | undefined } | true {
     const limits = this.clientLimits as ClientLimits;
+    const { proxySource } = origin;
     // Where the key is the address realClientAddress would find (same rules, same precedence), use it: no second parse.
     const keyIsClient =
       clientKey.source === 'proxy' ||
-      (proxySource === null && (clientKey.source === 'forwarded' || (clientKey.source === 'remote' && (!peek.peerTrusted || head === null || (head.forwardedFor.length === 0 && head.forwarded.length === 0)))));
+      (proxySource === null && (clientKey.source === 'forwarded' || (clientKey.source === 'remote' && (!origin.peerTrusted || head === null || (head.forwardedFor.length === 0 && head.forwarded.length === 0)))));
     const client = keyIsClient
       ? clientKey.key
       : realClientAddress(
-          { proxySource, forwardedFor: head?.forwardedFor ?? [], forwarded: head?.forwarded ?? [], peer: peek.peer, peerTrusted: peek.peerTrusted },
+          { proxySource, forwardedFor: head?.forwardedFor ?? [], forwarded: head?.forwarded ?? [], peer: origin.peer, peerTrusted: origin.peerTrusted },
           this.rules.forwardedTrustedHops,
         );
     if (limits.isExempt(client)) return { limitClient: undefined };
@@ -296,6 +355,16 @@ export class Balancer {
     // Same synchronous callback as the decision: stop reading before anything else.
     peek.conn.stopReading();
     const proxySource = peek.proxy?.command === 'PROXY' ? (peek.proxy.source?.address ?? null) : null;
+    const proxy: ConnectionInfo['proxy'] = peek.proxy && { source: canonicalEndpoint(peek.proxy.source), destination: canonicalEndpoint(peek.proxy.destination), tlvs: peek.proxy.tlvs };
+    const bytes = peek.buffered === null ? EMPTY : peek.offset === 0 ? peek.buffered : peek.buffered.subarray(peek.offset);
+    peek.buffered = null;
+    // From a peer: the key and the client as the entry node saw them (never derived twice).
+    const forwarded = peek.entry.fromPeer && proxy !== null ? readPeerHeader(proxy) : null;
+    if (forwarded !== null) {
+      const origin: Origin = { proxySource: forwarded.proxy?.source?.address ?? null, peer: forwarded.peer, peerTrusted: forwarded.peerTrusted, proxy: forwarded.proxy, addresses: forwarded.addresses, via: forwarded.via };
+      this.handOff(peek, head, bytes, { key: forwarded.key, source: forwarded.keySource }, origin);
+      return;
+    }
     let clientKey: ClientKey;
     try {
       clientKey = deriveKey({ head, proxySource, peerAddress: peek.peer, peerTrusted: peek.peerTrusted }, this.rules);
@@ -304,9 +373,26 @@ export class Balancer {
       this.log.error({ client: peek.peer, err: (error as Error).message }, 'key derivation failed');
       clientKey = { key: peek.peer, source: 'remote' };
     }
+    const origin: Origin = { proxySource, peer: peek.peer, peerTrusted: peek.peerTrusted, proxy };
+    const cluster = this.cluster;
+    if (cluster !== null && !peek.entry.fromPeer) {
+      const keyHash = hashKey(clientKey.key);
+      const owner = cluster.ownerOf(keyHash);
+      if (owner !== cluster.self) {
+        // Limits are the owner's: every connection of a key meets there, whichever node it entered.
+        const facts: ForwardedFacts = { key: clientKey.key, keySource: clientKey.source, peer: peek.peer, peerTrusted: peek.peerTrusted, proxy, via: cluster.self };
+        cluster.forward(peek.conn, bytes, facts, keyHash, owner, peek.acceptedAt, () => this.handOff(peek, head, bytes, clientKey, origin));
+        return;
+      }
+    }
+    this.handOff(peek, head, bytes, clientKey, origin);
+  }
+
+  /** The limits, the sticky cookie, then the router: the connection goes to one of this node's workers. */
+  private handOff(peek: Peek, head: RequestHead | null, bytes: Buffer, clientKey: ClientKey, origin: Origin): void {
     let limitClient: string | undefined;
     if (this.clientLimits !== null) {
-      const checked = this.checkClientLimits(peek, head, proxySource, clientKey);
+      const checked = this.checkClientLimits(peek, head, origin, clientKey);
       if (checked === true) return;
       limitClient = checked.limitClient;
     }
@@ -318,22 +404,23 @@ export class Balancer {
       key: clientKey.key,
       keySource: pinned === -1 ? clientKey.source : 'sticky',
       worker: -1,
-      proxy: peek.proxy && { source: canonicalEndpoint(peek.proxy.source), destination: canonicalEndpoint(peek.proxy.destination), tlvs: peek.proxy.tlvs },
-      peer: peek.peer,
-      peerTrusted: peek.peerTrusted,
+      proxy: origin.proxy,
+      peer: origin.peer,
+      peerTrusted: origin.peerTrusted,
       // The worker checks this connection's first request against requestsPerSecond with it, without parsing again.
       ...(limitClient === undefined ? {} : { firstClient: limitClient }),
       ...(heldClient === undefined ? {} : { limitClient: heldClient }),
+      ...(this.cluster === null ? {} : { node: this.cluster.self }),
+      ...(origin.via === undefined ? {} : { via: origin.via }),
+      ...(origin.addresses === undefined ? {} : { addresses: origin.addresses }),
     };
-    const bytes = peek.buffered === null ? EMPTY : peek.offset === 0 ? peek.buffered : peek.buffered.subarray(peek.offset);
-    peek.buffered = null;
     this.router.take({
       conn: peek.conn,
       bytes,
       info,
       keyHash: hashKey(clientKey.key),
       acceptedAt: peek.acceptedAt,
-      peer: proxySource ?? peek.peer,
+      peer: origin.proxySource ?? origin.peer,
       ...(pinned === -1 ? {} : { pinned }),
       ...(heldClient === undefined ? {} : { limitClient: heldClient }),
     });

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import { descriptorOf, stopSocketReads } from '../node/socket.js';
-import { closeRaw, rawDescriptor, rawPeer, readRaw, socketFromHandle, stopRawReads, type RawTcpHandle } from '../node/tcp-handle.js';
+import { closeRaw, rawDescriptor, rawLocal, rawPeer, rawPeerPort, readRaw, socketFromHandle, stopRawReads, type RawTcpHandle } from '../node/tcp-handle.js';
 
 /**
  * A client connection the master holds while it peeks and hands off. Two
@@ -25,6 +25,14 @@ export interface ClientConn {
   readonly fd: number;
   /** A net.Socket over the connection, for the rare write (an inspection refusal). */
   toSocket(): Socket;
+  /** The TCP endpoints as the kernel reports them (the peer's and ours), or null when unknown. */
+  endpoints(): Endpoints | null;
+}
+
+/** A connection's two TCP endpoints. */
+export interface Endpoints {
+  readonly source: { readonly address: string; readonly port: number };
+  readonly destination: { readonly address: string; readonly port: number };
 }
 
 /** A raw TCP handle from accept. */
@@ -65,6 +73,12 @@ class RawConn implements ClientConn {
   toSocket(): Socket {
     this.stopReading();
     return socketFromHandle(this.handle);
+  }
+
+  endpoints(): Endpoints | null {
+    const port = rawPeerPort(this.handle);
+    const local = rawLocal(this.handle);
+    return this.peer === '' || port < 0 || local === null ? null : { source: { address: this.peer, port }, destination: local };
   }
 }
 
@@ -109,6 +123,12 @@ class SocketConn implements ClientConn {
   toSocket(): Socket {
     this.socket.removeListener('data', this.onData);
     return this.socket;
+  }
+
+  endpoints(): Endpoints | null {
+    const { remoteAddress, remotePort, localAddress, localPort } = this.socket;
+    if (remoteAddress === undefined || remotePort === undefined || localAddress === undefined || localPort === undefined) return null;
+    return { source: { address: remoteAddress, port: remotePort }, destination: { address: localAddress, port: localPort } };
   }
 }
 

@@ -19,6 +19,7 @@ interface TcpWrapHandle {
   readStop(): number;
   close(callback?: () => void): void;
   getpeername(out: { address?: string; port?: number }): number;
+  getsockname(out: { address?: string; port?: number }): number;
 }
 
 /** How a raw handle's onread learns the byte count and offset (stream_base_commons.js onStreamRead). */
@@ -121,6 +122,18 @@ export function closeRaw(handle: RawTcpHandle): void {
 export function rawPeer(handle: RawTcpHandle): string {
   const out: { address?: string } = {};
   return wrapOf(handle).getpeername(out) === 0 ? (out.address ?? '') : '';
+}
+
+/** A raw handle's local address and port, or null when unknown. */
+export function rawLocal(handle: RawTcpHandle): { address: string; port: number } | null {
+  const out: { address?: string; port?: number } = {};
+  return wrapOf(handle).getsockname(out) === 0 && out.address !== undefined && out.port !== undefined ? { address: out.address, port: out.port } : null;
+}
+
+/** A raw handle's peer port, or -1 when unknown. */
+export function rawPeerPort(handle: RawTcpHandle): number {
+  const out: { address?: string; port?: number } = {};
+  return wrapOf(handle).getpeername(out) === 0 ? (out.port ?? -1) : -1;
 }
 
 /** A raw handle's descriptor (libuv's, Unix only), or -1. */

@@ -27,6 +27,19 @@ export interface ConnectionInfo {
   readonly limitClient?: string;
   /** The first request's real client address as the master found it (set only with limits.perClient, not for exempt clients). */
   readonly firstClient?: string;
+  /** With many nodes: the id of the node serving it (`cluster.self`). */
+  readonly node?: string;
+  /** With many nodes: the node it entered through, when that node forwarded it here. */
+  readonly via?: string;
+  /**
+   * The client's endpoints when they are neither the socket's nor a PROXY
+   * header's: a connection another node forwarded that came to that node
+   * without a PROXY header (the app sees that node's TCP peer, as if direct).
+   */
+  readonly addresses?: {
+    readonly source: ProxyEndpoint;
+    readonly destination: ProxyEndpoint;
+  };
 }
 
 /**

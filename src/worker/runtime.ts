@@ -72,11 +72,12 @@ function reportActive(): void {
 /**
  * Makes the app see the real client: after an honoured PROXY header,
  * `remoteAddress`/`remotePort` are its source and `localAddress`/`localPort` its
- * destination.
+ * destination; on a connection another node forwarded, the endpoints that node saw.
  */
 function applyProxyAddresses(socket: net.Socket, info: ConnectionInfo): void {
-  const source = info.proxy?.source;
-  const destination = info.proxy?.destination;
+  const endpoints = info.proxy ?? info.addresses;
+  const source = endpoints?.source;
+  const destination = endpoints?.destination;
   if (!source || !destination) return;
   shadowAddresses(socket, {
     remoteAddress: source.address,

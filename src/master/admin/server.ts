@@ -33,11 +33,20 @@ export interface AdminActions {
   scale(count: number): Promise<boolean>;
   /** Extra metrics text appended to the master's (the workers' aggregated metrics). */
   workerMetrics(): Promise<string>;
+  /** Many nodes: the member view and the owner of a key (null: one node). */
+  readonly cluster?: AdminCluster | null;
+}
+
+/** What the admin API reads from the cluster (Cluster implements it). */
+export interface AdminCluster {
+  readonly self: string;
+  view(): unknown;
+  ownerOf(keyHash: number): string;
 }
 
 /**
- * The admin API: `GET /healthz`, `GET /workers`,
- * `PUT /workers {"count": N}`, `GET /metrics`. Loopback by default.
+ * The admin API: `GET /healthz`, `GET /workers`, `PUT /workers {"count": N}`,
+ * `GET /owner?key=`, `GET /cluster`, `GET /metrics`. Loopback by default.
  */
 export function createAdminServer(pool: AdminPool, metrics: MasterMetrics, actions: AdminActions, log: Logger, token?: string): http.Server {
   const authorized = token === undefined ? () => true : bearerCheck(token);
@@ -92,8 +101,20 @@ export function createAdminServer(pool: AdminPool, metrics: MasterMetrics, actio
         json(res, 400, { error: 'expected ?key=<client key>' });
         return;
       }
-      const slot = pool.choose(hashKey(key)).slot;
-      json(res, slot === -1 ? 503 : 200, { slot: slot === -1 ? null : slot });
+      const keyHash = hashKey(key);
+      const node = actions.cluster?.ownerOf(keyHash);
+      if (node !== undefined && node !== actions.cluster?.self) {
+        // Another node's slots are its own business: ask its admin API.
+        json(res, 200, { node, slot: null });
+        return;
+      }
+      const slot = pool.choose(keyHash).slot;
+      json(res, slot === -1 ? 503 : 200, { ...(node === undefined ? {} : { node }), slot: slot === -1 ? null : slot });
+      return;
+    }
+    if (path === '/cluster' && req.method === 'GET') {
+      if (!actions.cluster) json(res, 404, { error: 'no cluster configured' });
+      else json(res, 200, actions.cluster.view());
       return;
     }
     if (path === '/metrics' && req.method === 'GET') {
@@ -106,7 +127,7 @@ export function createAdminServer(pool: AdminPool, metrics: MasterMetrics, actio
       res.end(text);
       return;
     }
-    if (path === '/healthz' || path === '/workers' || path === '/owner' || path === '/metrics') json(res, 405, { error: 'method not allowed' });
+    if (path === '/healthz' || path === '/workers' || path === '/owner' || path === '/cluster' || path === '/metrics') json(res, 405, { error: 'method not allowed' });
     else json(res, 404, { error: 'not found' });
   }
 

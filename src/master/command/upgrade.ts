@@ -75,6 +75,7 @@ export function startSuccessor(listeners: Listeners, log: Logger): Promise<numbe
         // Only now: a socket it holds accepts from the shared queue at once, so it gets them when it can serve.
         child.send({ type: 'upgrade-listener', name: 'listen' } satisfies UpgradeMessage, listeners.listen);
         if (listeners.admin !== null) child.send({ type: 'upgrade-listener', name: 'admin' } satisfies UpgradeMessage, listeners.admin);
+        if (listeners.peer !== null) child.send({ type: 'upgrade-listener', name: 'peer' } satisfies UpgradeMessage, listeners.peer);
         child.send({ type: 'upgrade-listeners-sent' } satisfies UpgradeMessage);
       }
     });

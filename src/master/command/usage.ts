@@ -29,6 +29,7 @@ const SECTIONS: { readonly [K in keyof typeof configSchema.shape]: string } = {
   inspect: 'methods, hosts, paths, maxUrlBytes: requests refused at the edge',
   accessLog: 'one line per request with the real client address',
   tls: 'cert, key, ca, passphrase, http2: TLS terminated in the workers',
+  cluster: 'self, peer, members (list, dns or redis): many nodes, one owner per key',
 };
 
 /** The text of `--help`. */

@@ -6,7 +6,7 @@ import type { ResolvedConfig } from '../../shared/config/load.js';
  * limits, log level, inspect, tls, stickyCookie, accessLog) takes effect in the
  * rolling restart. What the master itself holds — its listening socket, the
  * admin server, the key rules and PROXY policy it decides with, its peek
- * limits, its own inspect rules, the health check it answers and the form of
+ * limits, its own inspect rules, the health check it answers, its cluster membership and the form of
  * its own log lines — needs a restart of the master; those paths
  * are returned so that the master can say so.
  */
@@ -23,6 +23,7 @@ export const RESTART_ONLY_PATHS = [
   'inspect',
   'health',
   'log.pretty',
+  'cluster',
 ] as const;
 
 function at(config: ResolvedConfig, path: string): unknown {

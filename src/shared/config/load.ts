@@ -113,6 +113,7 @@ export function resolveConfig(input: unknown, flags: CliFlags, configPath: strin
   for (const [path, list] of [
     ['proxyProtocol.trustedFrom', config.proxyProtocol.trustedFrom],
     ['limits.perClient.exempt', config.limits.perClient?.exempt ?? []],
+    ['cluster.peer.trustedFrom', config.cluster?.peer.trustedFrom ?? []],
   ] as const) {
     try {
       CidrList.parse(list);

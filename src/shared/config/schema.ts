@@ -154,6 +154,57 @@ const tls = z.strictObject({
   http2: z.boolean().default(false),
 });
 
+/** A member id: `host:port` (`[v6]:port`), the address a peer's peer port is reached at. */
+const MEMBER_MSG = 'expected "host:port" (an IPv6 host in brackets: "[::1]:8181")';
+const memberId = z.string().regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}$/, MEMBER_MSG);
+
+/** Where the member list comes from: a static list, DNS records or Redis heartbeats. */
+const members = z.union(
+  [
+    z.array(memberId).min(1),
+    z.strictObject({
+      /** A/AAAA records of this name are the members (a Kubernetes headless service, Consul DNS, AWS Cloud Map). */
+      dns: z.string().min(1),
+      /** The peer port every member listens on (records carry addresses only). */
+      port,
+      /** How often the records are read again. */
+      intervalMs: positiveInt.default(5000),
+      /** Name servers to ask ("127.0.0.1:5353"); the system's when absent. */
+      servers: z.array(z.string().min(1)).min(1).optional(),
+    }),
+    z.strictObject({
+      /** A Redis URL; each node keeps a heartbeat key there with a TTL and reads the others'. */
+      redis: z.string().regex(/^rediss?:\/\//, 'expected a redis:// or rediss:// URL'),
+      /** A node whose heartbeat is older than this has left. */
+      ttlMs: z.number().int().min(500).default(5000),
+      /** How often the member list is read (a leaver is gone from every view within ttlMs + intervalMs). */
+      intervalMs: positiveInt.default(1000),
+      /** The heartbeat keys' prefix (several clusters can share one Redis). */
+      prefix: z.string().min(1).default('sticky-session:node:'),
+    }),
+  ],
+  { error: 'expected a list of "host:port" members, { "dns": NAME, "port": N } or { "redis": URL }' },
+);
+
+/** Many nodes: placement over member nodes first, then over the owner's worker slots. */
+const cluster = z.strictObject({
+  /** This node's id: the address peers reach its peer port at. */
+  self: memberId,
+  /** The peer port: where other nodes forward the connections this node owns. */
+  peer: z.strictObject({
+    host: z.string().min(1),
+    port,
+    /** Only these may connect to the peer port (their PROXY header and key are trusted). */
+    trustedFrom: z.array(z.string().min(1)).min(1),
+    /** A peer that has not accepted a forwarded connection by then is skipped (its keys go to their next node). */
+    connectTimeoutMs: positiveInt.default(1000),
+  }),
+  members,
+}).refine((cluster) => !Array.isArray(cluster.members) || cluster.members.includes(cluster.self), {
+  path: ['members'],
+  message: 'expected the list to include cluster.self (every node hashes over the same list, itself included)',
+});
+
 /** The whole config.json. */
 export const configSchema = z.strictObject({
   /** Where an editor finds the JSON Schema of this file (config.schema.json); ignored here. */
@@ -172,6 +223,7 @@ export const configSchema = z.strictObject({
   inspect: inspect.optional(),
   accessLog: z.boolean().optional(),
   tls: tls.optional(),
+  cluster: cluster.optional(),
 });
 
 /** 127.0.0.0/8, ::1 and "localhost": an admin API there is reachable from this machine only. */
