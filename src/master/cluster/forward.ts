@@ -45,12 +45,13 @@ export function forwardConnection(conn: ClientConn, to: PeerAddress, header: Buf
     upstream.destroy();
     events.unreachable(reason);
   }
-  upstream.once('error', (error: NodeJS.ErrnoException) => fail(error.code === 'ECONNREFUSED' ? 'refused' : 'error'));
+  const onConnectError = (error: NodeJS.ErrnoException): void => fail(error.code === 'ECONNREFUSED' ? 'refused' : 'error');
+  upstream.on('error', onConnectError);
   upstream.once('connect', () => {
     if (connected) return;
     connected = true;
     clearTimeout(timer);
-    upstream.removeAllListeners('error');
+    upstream.removeListener('error', onConnectError);
     if (conn.closed) {
       // The client left while we connected: the owner sees a connection without a byte.
       upstream.destroy();
