@@ -28,6 +28,7 @@ function conn(): ClientConn & { closes: number } {
     toSocket() {
       throw new Error('not written to here');
     },
+    endpoints: () => null,
   };
 }
 
