@@ -1,4 +1,5 @@
 import farmhash from 'farmhash';
+import { fmix32 } from '../../shared/ring/rendezvous.js';
 
 /**
  * The first tier of placement with many nodes: rendezvous hashing of a key
@@ -23,13 +24,7 @@ function seedOf(id: string): number {
 function nodeScore(keyHash: number, seed: number): number {
   let h = Math.imul((keyHash ^ seed) >>> 0, 0xcc9e2d51);
   h ^= h >>> 15;
-  h = Math.imul(h, 0x1b873593);
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
+  return fmix32(Math.imul(h, 0x1b873593));
 }
 
 /** An immutable set of eligible members to place keys on. */
