@@ -22,21 +22,33 @@ export async function startNodes(
   members: (ids: readonly string[], peerPort: number) => unknown,
   overrides: Record<string, unknown> = {},
   peerPort?: number,
+  env: NodeJS.ProcessEnv = {},
 ): Promise<{ nodes: TestNode[]; peerPort: number }> {
   const hosts = NODE_HOSTS.slice(0, count);
   const port = peerPort ?? (await freePortOn(NODE_HOSTS));
   const ids = hosts.map((host) => `${host}:${port}`);
-  const nodes = await Promise.all(hosts.map((host, index) => startNode(host, ids[index] as string, port, members(ids, port), overrides)));
+  const nodes = await Promise.all(hosts.map((host, index) => startNode(host, ids[index] as string, port, members(ids, port), overrides, env)));
   return { nodes, peerPort: port };
 }
 
 /** Starts one node. */
-export async function startNode(host: string, id: string, peerPort: number, members: unknown, overrides: Record<string, unknown> = {}): Promise<TestNode> {
-  const balancer = await startBalancer({
-    listen: { host, port: 0 },
-    cluster: { self: id, peer: { host, port: peerPort, trustedFrom: ['127.0.0.0/8'] }, members },
-    ...overrides,
-  });
+export async function startNode(
+  host: string,
+  id: string,
+  peerPort: number,
+  members: unknown,
+  overrides: Record<string, unknown> = {},
+  env: NodeJS.ProcessEnv = {},
+): Promise<TestNode> {
+  const balancer = await startBalancer(
+    {
+      listen: { host, port: 0 },
+      cluster: { self: id, peer: { host, port: peerPort, trustedFrom: ['127.0.0.0/8'] }, members },
+      ...overrides,
+    },
+    [],
+    env,
+  );
   return { id, host, balancer };
 }
 
