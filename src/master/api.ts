@@ -120,12 +120,14 @@ export async function startResolved(config: ResolvedConfig, inherited: ListenerS
   let failStart: (error: BalancerStartError) => void = () => {};
   const startFailed = new Promise<never>((_resolve, reject) => (failStart = reject));
   startFailed.catch(() => {});
+  const cluster = config.cluster ? new Cluster(config.cluster, log, metrics.registry) : null;
   const pool = new WorkerPool(config, join(__dirname, '..', 'worker', 'main.js'), log, metrics, {
     onAck: (proc, id) => balancer?.routing.onAck(proc, id),
     onExit: (proc) => balancer?.routing.onExit(proc),
     onHandback: (proc, message, socket) => balancer?.routing.onHandback(proc, message, socket),
     onHandbackHandle: (proc, entry, handle) => balancer?.routing.onHandbackHandle(proc, entry, handle),
     onClientsClosed: (proc, clients) => balancer?.onClientsClosed(proc, clients),
+    onPeerReport: (peer, outcome) => cluster?.onPeerReport(peer, outcome),
     onStartFailed: (proc) => {
       if (started) return;
       const exit = proc.worker.process.exitCode ?? proc.worker.process.signalCode;
@@ -139,7 +141,6 @@ export async function startResolved(config: ResolvedConfig, inherited: ListenerS
       );
     },
   });
-  const cluster = config.cluster ? new Cluster(config.cluster, log, metrics.registry) : null;
   balancer = new Balancer(config, pool, log, metrics, cluster);
   const running = balancer;
   let admin: ReturnType<typeof createAdminServer> | null = null;
@@ -282,8 +283,8 @@ export async function startResolved(config: ResolvedConfig, inherited: ListenerS
       void running.close();
       // What the master still holds (peeking or unacknowledged) is handed off first.
       while (running.heldConnections > 0) await new Promise((resolve) => setTimeout(resolve, 20));
-      // Forwarded connections are pumped by this process: they end with it, as bounded as the workers' drain.
-      await Promise.all([pool.stopAll(), cluster?.closeForwards(config.workers.drainTimeoutMs)]);
+      // Forwarded connections are pumped by the workers: they end with the workers' drain.
+      await pool.stopAll();
       await cluster?.stop().catch(() => {});
       log.info('stopped');
       log.flush();

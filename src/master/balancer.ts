@@ -231,8 +231,7 @@ export class Balancer {
   private onConnection(conn: ClientConn, entry: Entry): void {
     const acceptedAt = process.hrtime.bigint();
     const peer = canonicalIp(conn.peer) ?? '';
-    // A forwarded connection holds two descriptors here.
-    const held = this.heldConnections + 2 * (this.cluster?.connections ?? 0);
+    const held = this.heldConnections;
     if (this.descriptors?.isFull(conn.fd, held) === true && !this.makeRoom(conn, peer)) return;
     const max = this.config.limits.maxConnections;
     if (max !== undefined && held + this.pool.activeConnections() >= max) {
@@ -381,8 +380,13 @@ export class Balancer {
       if (owner !== cluster.self) {
         // Limits are the owner's: every connection of a key meets there, whichever node it entered.
         const facts: ForwardedFacts = { key: clientKey.key, keySource: clientKey.source, peer: peek.peer, peerTrusted: peek.peerTrusted, proxy, via: cluster.self };
-        cluster.forward(peek.conn, bytes, facts, keyHash, owner, peek.acceptedAt, () => this.handOff(peek, head, bytes, clientKey, origin));
-        return;
+        const forward = cluster.plan(facts, peek.conn.endpoints(), keyHash, owner, peek.acceptedAt);
+        if (forward !== null) {
+          // The key's worker here pumps it (and serves it when no node answers): the master only hands off.
+          const info: ConnectionInfo = { key: clientKey.key, keySource: clientKey.source, worker: -1, proxy, peer: peek.peer, peerTrusted: peek.peerTrusted, node: cluster.self, forward };
+          this.router.take({ conn: peek.conn, bytes, info, keyHash, acceptedAt: peek.acceptedAt, peer: origin.proxySource ?? origin.peer });
+          return;
+        }
       }
     }
     this.handOff(peek, head, bytes, clientKey, origin);

@@ -40,6 +40,20 @@ export interface ConnectionInfo {
     readonly source: ProxyEndpoint;
     readonly destination: ProxyEndpoint;
   };
+  /** With many nodes: another node owns this connection's key, and the worker pumps it there. */
+  readonly forward?: PeerForward;
+}
+
+/** What the master decided for a connection another node owns; the app never sees such a connection. */
+export interface PeerForward {
+  /** The owner first, then the key's next nodes, this node excluded. */
+  readonly peers: ReadonlyArray<{ readonly id: string; readonly host: string; readonly port: number }>;
+  /** The PROXY v2 header to write first (base64). */
+  readonly header: string;
+  /** `process.hrtime.bigint()` at accept, in ns: the monotonic clock every process on the machine shares. */
+  readonly acceptedAt: number;
+  /** Peers the master holds as unreachable and is trying again: a connect to one is reported. */
+  readonly retrying: readonly string[];
 }
 
 /**

@@ -17,6 +17,7 @@ import { connectionsReceived, openConnections, requestsServed, workerRegistry } 
 import { createTlsFront, type TlsFront } from './tls.js';
 import type { ReuseContext } from './reuse/context.js';
 import { setPoolView } from './reuse/destination.js';
+import { forwardToOwner } from './peer-forward.js';
 import { openFdChannel } from './receive.js';
 import { listenForLinks } from './link/back.js';
 import { linkPath } from './link/frames.js';
@@ -142,6 +143,23 @@ function onConnection(bytes: Buffer, info: ConnectionInfo, handle: net.Socket | 
     reportActive();
     exitWhenIdle();
   });
+  if (info.forward !== undefined) {
+    const { forward, ...here } = info;
+    forwardToOwner(socket, bytes, forward, {
+      connectTimeoutMs: config.cluster?.peer.connectTimeoutMs ?? 1000,
+      report: (peer, outcome) => send({ type: 'peer', peer, outcome }),
+      serveHere: () => {
+        (socket as unknown as Record<symbol, unknown>)[CONNECTION_INFO] = here;
+        serve(socket, bytes, here);
+      },
+    });
+    return;
+  }
+  serve(socket, bytes, info);
+}
+
+/** Gives a received connection to the app: through the hooks, the TLS front, then the app's server. */
+function serve(socket: net.Socket, bytes: Buffer, info: ConnectionInfo): void {
   for (const hook of connectionHooks) {
     if (hook(socket, bytes, info)) {
       // The app's http server sets TCP_NODELAY on the sockets it is given; a

@@ -1,11 +1,11 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Config } from '../../shared/config/schema.js';
+import type { PeerForward } from '../../shared/connection-info.js';
 import { CidrList } from '../../shared/ip/address.js';
 import { LogLimiter } from '../../shared/log/log-limiter.js';
-import type { ClientConn } from '../client-conn.js';
+import type { Endpoints } from '../client-conn.js';
 import { DnsMembers } from './dns-members.js';
-import { forwardConnection } from './forward.js';
 import { parseMemberId, StaticMembers, type MemberSource } from './members.js';
 import { Membership, type MemberState } from './membership.js';
 import { ClusterMetrics } from './metrics.js';
@@ -15,6 +15,12 @@ import { RedisMembers } from './redis-members.js';
 /** The `cluster` config section. */
 export type ClusterConfig = NonNullable<Config['cluster']>;
 
+/** How many nodes a worker tries for one connection before serving it here. */
+const MAX_PEERS_TRIED = 3;
+
+/** Why a worker could not reach a peer (as src/worker/peer-forward.ts reports it). */
+type PeerFailure = 'refused' | 'timeout' | 'error';
+
 /** What `GET /cluster` answers. */
 export interface ClusterView {
   readonly self: string;
@@ -22,10 +28,11 @@ export interface ClusterView {
 }
 
 /**
- * Many nodes, as the master sees them: which node owns a key, and the
- * forwarding of a connection to that node (with its next node when the
- * owner cannot be reached). Connections on the peer port are the balancer's
- * (src/master/balancer.ts): they are never forwarded again.
+ * Many nodes, as the master sees them: which node owns a key, and the plan
+ * for a connection another node owns (the owner, then its next nodes), which
+ * a worker carries out (src/worker/peer-forward.ts), so that the master's
+ * event loop never pumps bytes. Connections on the peer port are the
+ * balancer's (src/master/balancer.ts): they are never forwarded again.
  */
 export class Cluster {
   readonly self: string;
@@ -35,10 +42,6 @@ export class Cluster {
   private readonly source: MemberSource;
   private readonly metrics: ClusterMetrics;
   private readonly errors = new LogLimiter(1, 10_000);
-  private open = 0;
-  private stopping = false;
-  /** Forwards under way, to cut when a drain runs out of time. */
-  private readonly forwards = new Set<{ destroy(): void }>();
 
   constructor(
     private readonly config: ClusterConfig,
@@ -69,70 +72,38 @@ export class Cluster {
     return this.membership.owner(keyHash);
   }
 
-  /** Connections this node is forwarding, or connecting to forward. */
-  get connections(): number {
-    return this.open;
-  }
-
   /** A connection on the peer port: this node takes it whatever it owns. */
   fromPeer(): void {
     this.metrics.fromPeers.inc();
   }
 
   /**
-   * Forwards a connection to `owner`; when it cannot be reached, to the key's
-   * next node, and when that is this node, `serveHere` takes it (untouched).
+   * Where a connection that `owner` owns goes: the owner, then the key's next
+   * nodes until this node's turn (a worker tries them in order and serves the
+   * connection here when none answers). Null when there is no client address to
+   * write in the header (a UNIX socket PROXY source): served where it arrived.
    */
-  forward(conn: ClientConn, bytes: Buffer, facts: ForwardedFacts, keyHash: number, owner: string, acceptedAt: bigint, serveHere: () => void): void {
-    const header = peerHeader(facts, conn.endpoints());
-    if (header === null) {
-      // No client address to write (a UNIX socket PROXY source): served where it arrived.
-      serveHere();
-      return;
-    }
-    this.open++;
+  plan(facts: ForwardedFacts, tcp: Endpoints | null, keyHash: number, owner: string, acceptedAt: bigint): PeerForward | null {
+    const header = peerHeader(facts, tcp);
+    if (header === null) return null;
+    const peers: Array<{ id: string; host: string; port: number }> = [];
     const tried = new Set<string>();
-    let current: { destroy(): void } | null = null;
-    const attempt = (to: string): void => {
-      tried.add(to);
-      if (current !== null) this.forwards.delete(current);
-      current = forwardConnection(conn, parseMemberId(to), header, bytes, this.config.peer.connectTimeoutMs, {
-        connected: () => {
-          this.membership.markReachable(to);
-          this.metrics.forwarded.inc({ peer: to });
-          this.metrics.forwardSeconds.observe({ peer: to }, Number(process.hrtime.bigint() - acceptedAt) / 1e9);
-          this.metrics.forwarding.inc();
-        },
-        unreachable: (reason) => {
-          this.metrics.peerErrors.inc({ peer: to, reason });
-          this.membership.markUnreachable(to);
-          const next = this.membership.owner(keyHash, tried);
-          if (next !== this.self && !tried.has(next)) {
-            attempt(next);
-            return;
-          }
-          this.open--;
-          if (current !== null) this.forwards.delete(current);
-          if (!this.stopping) serveHere();
-          else conn.close();
-        },
-        closed: () => {
-          this.open--;
-          if (current !== null) this.forwards.delete(current);
-          this.metrics.forwarding.dec();
-        },
-      });
-      this.forwards.add(current);
-    };
-    attempt(owner);
+    for (let next = owner; next !== this.self && !tried.has(next) && peers.length < MAX_PEERS_TRIED; next = this.membership.owner(keyHash, tried)) {
+      tried.add(next);
+      peers.push(parseMemberId(next));
+    }
+    this.metrics.forwarded.inc({ peer: owner });
+    return { peers, header: header.toString('base64'), acceptedAt: Number(acceptedAt), retrying: peers.filter((peer) => this.membership.isRetrying(peer.id)).map((peer) => peer.id) };
   }
 
-  /** Waits up to `timeoutMs` for the forwarded connections to end, then cuts the rest. */
-  async closeForwards(timeoutMs: number): Promise<void> {
-    this.stopping = true;
-    const deadline = Date.now() + timeoutMs;
-    while (this.open > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
-    for (const forward of [...this.forwards]) forward.destroy();
+  /** What a worker's forward found: an unreachable peer's keys go to their next node for a while. */
+  onPeerReport(peer: string, outcome: 'connected' | PeerFailure): void {
+    if (outcome === 'connected') {
+      this.membership.markReachable(peer);
+      return;
+    }
+    this.metrics.peerErrors.inc({ peer, reason: outcome });
+    this.membership.markUnreachable(peer);
   }
 
   /** Every member and its state. */

@@ -65,6 +65,11 @@ export class Membership {
     this.rebuild();
   }
 
+  /** Whether `id` holds an unreachable mark (while its time runs, its keys go elsewhere; after, it is tried again). */
+  isRetrying(id: string): boolean {
+    return this.unreachable.has(id);
+  }
+
   /** A forward to `id` went through. */
   markReachable(id: string): void {
     if (this.unreachable.delete(id)) {

@@ -71,6 +71,8 @@ export interface PoolHooks {
    * worker (disconnect, then exit); the owner must be idempotent.
    */
   onExit(proc: WorkerProc): void;
+  /** With many nodes: what a worker's forward to another node found. */
+  onPeerReport?(peer: string, outcome: Extract<WorkerMessage, { type: 'peer' }>['outcome']): void;
   /** A worker handed a connection back (key.reuse "handback") on Node's IPC channel. */
   onHandback(proc: WorkerProc, message: Extract<WorkerMessage, { type: 'handback' }>, socket: Socket | undefined): void;
   /** A worker handed a connection back on its fd channel: `handle` is a raw TCP handle, the master's now. */
@@ -501,6 +503,9 @@ export class WorkerPool {
         return;
       case 'handback':
         this.hooks.onHandback(proc, message, handle);
+        return;
+      case 'peer':
+        if (typeof message.peer === 'string') this.hooks.onPeerReport?.(message.peer, message.outcome);
         return;
       case 'metrics': {
         this.metricsRequests.answered(message.id, proc, message.metrics);

@@ -52,6 +52,8 @@ export type WorkerMessage =
   | { readonly type: 'active'; readonly count: number; readonly received?: number; readonly closedClients?: readonly string[] }
   /** Answer to the master's `metrics` request: `registry.getMetricsAsJSON()`, for AggregatorRegistry.aggregate. */
   | { readonly type: 'metrics'; readonly id: number; readonly metrics: readonly unknown[] }
+  /** With many nodes: a forward to `peer` failed, or (`connected`) reached a peer the master held as unreachable. */
+  | { readonly type: 'peer'; readonly peer: string; readonly outcome: 'connected' | 'refused' | 'timeout' | 'error' }
   /** A connection handed back for re-routing (key.reuse "handback"): the handle rides along. */
   | {
       readonly type: 'handback';

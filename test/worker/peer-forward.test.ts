@@ -2,26 +2,22 @@ import { once } from 'node:events';
 import { spawn } from 'node:child_process';
 import net from 'node:net';
 import t, { type Test } from 'tap';
-import { rawConn, type ClientConn } from '../../../src/master/client-conn.js';
-import { forwardConnection, type ForwardEvents } from '../../../src/master/cluster/forward.js';
-import { takeOverAccept } from '../../../src/node/accept.js';
-import { pollUntil } from '../../helpers/balancer.js';
+import { forwardSocket, forwardToOwner, type ForwardEvents } from '../../src/worker/peer-forward.js';
+import { pollUntil } from '../helpers/balancer.js';
 
-/** A loopback listener whose connections arrive as raw ClientConns (as the master's accept gives them). */
-async function entry(): Promise<{ port: number; next: () => Promise<ClientConn>; close: () => void }> {
-  const queue: ClientConn[] = [];
-  const waiters: Array<(conn: ClientConn) => void> = [];
-  const server = net.createServer({ pauseOnConnect: true });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  takeOverAccept(server, (handle) => {
-    const conn = rawConn(handle);
+/** A loopback listener handing out its server-side sockets (as the worker runtime receives them). */
+async function entry(): Promise<{ port: number; next: () => Promise<net.Socket>; close: () => void }> {
+  const queue: net.Socket[] = [];
+  const waiters: Array<(socket: net.Socket) => void> = [];
+  const server = net.createServer((socket) => {
     const waiter = waiters.shift();
-    if (waiter) waiter(conn);
-    else queue.push(conn);
-  }, () => {});
+    if (waiter) waiter(socket);
+    else queue.push(socket);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     port: (server.address() as net.AddressInfo).port,
-    next: () => (queue.length > 0 ? Promise.resolve(queue.shift() as ClientConn) : new Promise((resolve) => waiters.push(resolve))),
+    next: () => (queue.length > 0 ? Promise.resolve(queue.shift() as net.Socket) : new Promise((resolve) => waiters.push(resolve))),
     close: () => server.close(),
   };
 }
@@ -84,7 +80,7 @@ t.test('header, the bytes already read, then every byte both ways, split however
   await once(client, 'connect');
   const conn = await front.next();
   const ev = events();
-  forwardConnection(conn, { host: '127.0.0.1', port: back.port }, Buffer.from('HEADER|'), Buffer.from('peeked|'), 1000, ev);
+  forwardSocket(conn, { host: '127.0.0.1', port: back.port }, Buffer.from('HEADER|'), Buffer.from('peeked|'), 1000, ev);
   // Written one byte at a time, with pauses: nothing may be lost between the connect and the pipe.
   const answers: Buffer[] = [];
   client.on('data', (chunk) => answers.push(chunk));
@@ -113,7 +109,7 @@ t.test("half-close: the client's FIN reaches the owner, whose answer still reach
   await once(client, 'connect');
   const conn = await front.next();
   const ev = events();
-  forwardConnection(conn, { host: '127.0.0.1', port: back.port }, Buffer.from('H'), Buffer.alloc(0), 1000, ev);
+  forwardSocket(conn, { host: '127.0.0.1', port: back.port }, Buffer.from('H'), Buffer.alloc(0), 1000, ev);
   client.end('request');
   const answer: Buffer[] = [];
   client.on('data', (chunk) => answer.push(chunk));
@@ -132,7 +128,7 @@ t.test('backpressure: an owner that does not read stops the client side, and not
   await once(client, 'connect');
   const conn = await front.next();
   const ev = events();
-  forwardConnection(conn, { host: '127.0.0.1', port: back.port }, Buffer.alloc(0), Buffer.alloc(0), 1000, ev);
+  forwardSocket(conn, { host: '127.0.0.1', port: back.port }, Buffer.alloc(0), Buffer.alloc(0), 1000, ev);
   await pollUntil(() => (ev.log.includes('connected') ? true : undefined));
   const chunk = Buffer.alloc(64 * 1024, 7);
   let written = 0;
@@ -165,13 +161,13 @@ t.test('an owner that refuses: unreachable, the client untouched and still reada
   await once(client, 'connect');
   const conn = await front.next();
   const ev = events();
-  forwardConnection(conn, { host: '127.0.0.1', port: closedPort }, Buffer.from('H'), Buffer.from('x'), 1000, ev);
+  forwardSocket(conn, { host: '127.0.0.1', port: closedPort }, Buffer.from('H'), Buffer.from('x'), 1000, ev);
   await pollUntil(() => (ev.log.length > 0 ? true : undefined));
   t.same(ev.log, ['unreachable refused']);
   client.write('after');
-  const read = await new Promise<string>((resolve) => conn.read((chunk) => resolve(chunk.toString()), () => resolve('')));
+  const read = await new Promise<string>((resolve) => conn.once('data', (chunk) => resolve(chunk.toString())));
   t.equal(read, 'after', 'the caller reads the client where the forward left it');
-  conn.close();
+  conn.destroy();
   client.destroy();
 });
 
@@ -184,10 +180,72 @@ t.test('an owner that never answers the connect: unreachable after the timeout',
   const conn = await front.next();
   const ev = events();
   const started = Date.now();
-  forwardConnection(conn, { host: '127.0.0.1', port: silent }, Buffer.from('H'), Buffer.alloc(0), 150, ev);
+  forwardSocket(conn, { host: '127.0.0.1', port: silent }, Buffer.from('H'), Buffer.alloc(0), 150, ev);
   await pollUntil(() => (ev.log.length > 0 ? true : undefined), 10_000);
   t.same(ev.log, ['unreachable timeout']);
   t.ok(Date.now() - started >= 140, 'not before the timeout');
-  conn.close();
+  conn.destroy();
+  client.destroy();
+});
+
+/** A port nothing listens on (bound, then closed). */
+function closedPort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+t.test("the master's plan: a refused owner is reported and the next node gets the connection", async (t) => {
+  const front = await entry();
+  t.teardown(front.close);
+  const back = await owner((socket) => socket.on('data', () => socket.end('from the next node')));
+  t.teardown(back.close);
+  const dead = await closedPort();
+  const client = net.connect(front.port, '127.0.0.1');
+  await once(client, 'connect');
+  const socket = await front.next();
+  const reports: string[] = [];
+  let servedHere = false;
+  const plan = {
+    peers: [
+      { id: `127.0.0.1:${dead}`, host: '127.0.0.1', port: dead },
+      { id: `127.0.0.1:${back.port}`, host: '127.0.0.1', port: back.port },
+    ],
+    header: Buffer.from('HEADER|').toString('base64'),
+    acceptedAt: Number(process.hrtime.bigint()),
+    retrying: [`127.0.0.1:${back.port}`],
+  };
+  forwardToOwner(socket, Buffer.from('peeked|'), plan, { connectTimeoutMs: 1000, report: (peer, outcome) => void reports.push(`${peer} ${outcome}`), serveHere: () => (servedHere = true) });
+  client.write('rest');
+  const answer: Buffer[] = [];
+  client.on('data', (chunk) => answer.push(chunk));
+  await once(client, 'end');
+  t.equal(Buffer.concat(answer).toString(), 'from the next node');
+  t.equal(back.received[0]?.toString().startsWith('HEADER|peeked|'), true, 'the header and the peeked bytes first');
+  t.same(reports, [`127.0.0.1:${dead} refused`, `127.0.0.1:${back.port} connected`], 'the failure, and the answer of a peer the master was retrying');
+  t.equal(servedHere, false);
+  client.destroy();
+});
+
+t.test('no node answers: served here, with nothing consumed', async (t) => {
+  const front = await entry();
+  t.teardown(front.close);
+  const dead = await closedPort();
+  const client = net.connect(front.port, '127.0.0.1');
+  await once(client, 'connect');
+  const socket = await front.next();
+  client.write('the request');
+  const reports: string[] = [];
+  const served = new Promise<void>((resolve) =>
+    forwardToOwner(socket, Buffer.alloc(0), { peers: [{ id: 'a', host: '127.0.0.1', port: dead }], header: '', acceptedAt: 0, retrying: [] }, { connectTimeoutMs: 1000, report: (peer, outcome) => void reports.push(`${peer} ${outcome}`), serveHere: resolve }),
+  );
+  await served;
+  t.same(reports, ['a refused']);
+  const read = await new Promise<string>((resolve) => socket.once('data', (chunk) => resolve(chunk.toString())));
+  t.equal(read, 'the request', 'the app gets every byte the client sent');
+  socket.destroy();
   client.destroy();
 });
