@@ -1,5 +1,5 @@
 import { promises as dns } from 'node:dns';
-import { memberId, type MemberRecord, type MemberSource } from './members.js';
+import { memberId, readAndReport, type MemberRecord, type MemberSource } from './members.js';
 
 /** Answers that mean "no records of this family", not a failure. */
 const NO_RECORDS = new Set(['ENODATA', 'ENOTFOUND']);
@@ -27,14 +27,7 @@ export class DnsMembers implements MemberSource {
   }
 
   async start(onMembers: (members: readonly MemberRecord[]) => void, onError: (error: Error) => void): Promise<void> {
-    const read = async (): Promise<void> => {
-      try {
-        const members = await this.read();
-        if (!this.stopped) onMembers(members);
-      } catch (error) {
-        if (!this.stopped) onError(error as Error);
-      }
-    };
+    const read = (): Promise<void> => readAndReport(() => this.read(), () => this.stopped, onMembers, onError);
     await read();
     const again = (): void => {
       this.timer = setTimeout(() => void read().then(() => !this.stopped && again()), this.intervalMs);

@@ -25,6 +25,24 @@ export interface MemberSource {
   stop(): Promise<void>;
 }
 
+/**
+ * One read of a source, reported: the list to `onMembers`, a failure to
+ * `onError`, nothing once the source has stopped. Never rejects.
+ */
+export async function readAndReport(
+  read: () => Promise<readonly MemberRecord[]>,
+  stopped: () => boolean,
+  onMembers: (members: readonly MemberRecord[]) => void,
+  onError: (error: Error) => void,
+): Promise<void> {
+  try {
+    const members = await read();
+    if (!stopped()) onMembers(members);
+  } catch (error) {
+    if (!stopped()) onError(error as Error);
+  }
+}
+
 /** A member id from a host and a port, the host in canonical form (IPv6 in brackets). */
 export function memberId(host: string, port: number): string {
   const ip = canonicalIp(host);

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { MemberRecord, MemberSource } from './members.js';
+import { readAndReport, type MemberRecord, type MemberSource } from './members.js';
 
 /** Most keys one SCAN step returns. */
 const SCAN_COUNT = 1000;
@@ -39,14 +39,7 @@ export class RedisMembers implements MemberSource {
     this.client = client;
     client.on('error', onError);
     const beat = (): Promise<void> => this.heartbeat().catch(onError);
-    const read = async (): Promise<void> => {
-      try {
-        const members = await this.read();
-        if (!this.stopped) onMembers(members);
-      } catch (error) {
-        if (!this.stopped) onError(error as Error);
-      }
-    };
+    const read = (): Promise<void> => readAndReport(() => this.read(), () => this.stopped, onMembers, onError);
     await client.connect().catch(onError);
     await beat();
     await read();
