@@ -25,7 +25,8 @@ import { decidesWithoutBytes, newPeekState, readPeek, type PeekRules, type PeekS
 import { PoolViewBroadcaster } from './pool-view.js';
 import { Refuser } from './refuse.js';
 import { Router } from './route.js';
-import type { WorkerPool, WorkerProc } from './supervisor/pool.js';
+import type { WorkerPool } from './supervisor/pool.js';
+import type { WorkerProc } from './supervisor/worker-proc.js';
 import type { Cluster } from './cluster/cluster.js';
 import { readPeerHeader, type ForwardedFacts } from './cluster/peer-header.js';
 

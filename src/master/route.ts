@@ -10,7 +10,8 @@ import type { MasterMetrics } from './admin/metrics.js';
 import type { ClientLimits } from './client-limits.js';
 import { rawConn, socketConn, type ClientConn } from './client-conn.js';
 import type { Refuser } from './refuse.js';
-import type { WorkerPool, WorkerProc } from './supervisor/pool.js';
+import type { WorkerPool } from './supervisor/pool.js';
+import type { WorkerProc } from './supervisor/worker-proc.js';
 
 /** How often a connection that found no ready worker looks again (bounded by peekTimeoutMs). */
 const NO_WORKER_RETRY_MS = 25;

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { PoolViewBroadcaster } from '../../src/master/pool-view.js';
-import type { WorkerPool, WorkerProc } from '../../src/master/supervisor/pool.js';
+import type { WorkerPool } from '../../src/master/supervisor/pool.js';
+import type { WorkerProc } from '../../src/master/supervisor/worker-proc.js';
 import type { PlacementView } from '../../src/shared/placement.js';
 import type { MasterMessage } from '../../src/shared/wire/ipc.js';
 

@@ -1,4 +1,4 @@
-import cluster, { type Worker } from 'node:cluster';
+import cluster from 'node:cluster';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { MasterMetrics } from '../admin/metrics.js';
@@ -12,46 +12,12 @@ import type { ConnectionInfo } from '../../shared/connection-info.js';
 import { canOpenTcp, loadFdPass, type FdPassBinding } from '../../shared/wire/fd-channel.js';
 import type { BatchEntry, HandbackKey } from '../../shared/wire/fd-batch.js';
 import { sendConnection, sendMessage } from '../transport/worker-channel.js';
-import { HandoffSender } from '../transport/handoff-sender.js';
 import { isMessage, type MasterMessage, type WorkerMessage } from '../../shared/wire/ipc.js';
 import { canTransition, takesConnections, type SlotState } from './slot-state.js';
-import { Liveness, type Unresponsive } from './liveness.js';
+import type { Unresponsive } from './liveness.js';
+import { forkWorker, monotonicMs, type WorkerProc } from './worker-proc.js';
 import { LinkDirectory } from './link-directory.js';
 import { MetricsRequests } from './metrics-requests.js';
-
-/** A worker process living in a slot. */
-export interface WorkerProc {
-  readonly slot: number;
-  readonly worker: Worker;
-  readonly pid: number;
-  state: SlotState;
-  /** Open client connections, as the worker last reported. */
-  active: number;
-  /** Connections the master has sent to this worker (bounded load). */
-  sent: number;
-  /** Connections the worker said it had received when it last reported `active`. */
-  received: number;
-  /** The IPC channel is gone (disconnect or exit seen): nothing more can be sent. */
-  gone: boolean;
-  /**
-   * The worker's fd channel (batched descriptor passing), or null: Node's IPC.
-   * Used once the worker's 'ready' says it holds the other end.
-   */
-  handoff: HandoffSender | null;
-  /** The worker said it reads its fd channel. */
-  fdChannelReady: boolean;
-  readonly startedAt: number;
-  /** What the worker said when its app failed to load (the error's stack), if it did. */
-  failure: string | null;
-  /** It went away while still starting (set when its channel or process is first seen gone). */
-  goneStarting: boolean;
-  /** Its start message, sent once it asks (null after). */
-  start: Extract<MasterMessage, { type: 'start' }> | null;
-  /** What the master hears from it (heartbeats, acks), for unresponsive workers. */
-  readonly liveness: Liveness;
-  /** When it became unresponsive (monotonic ms), while it is. */
-  unresponsiveSince: number;
-}
 
 /** One entry of `GET /workers`. */
 export interface SlotView {
@@ -396,55 +362,16 @@ export class WorkerPool {
 
   /** Forks a worker into `slot`. With `replacing`, the old one serves until the new one is ready. */
   private fork(slot: number, replacing?: WorkerProc): WorkerProc {
-    // The worker's end of its fd channel becomes its descriptor 4 (after stdio and the IPC channel).
-    const pair = this.fdpass?.socketpair() ?? null;
     const linkDir = reuseMode(this.config.key) === 'forward' && this.config.tls === undefined ? this.links.path() : null;
-    if (pair !== null) cluster.setupPrimary({ stdio: ['inherit', 'inherit', 'inherit', 'ipc', pair[1]] });
-    let worker: Worker;
-    try {
-      // Only the slot in the environment (apps may read it); the config, with its secrets, goes over IPC below.
-      worker = cluster.fork({ STICKY_SLOT: String(slot) });
-    } finally {
-      if (pair !== null) {
-        // The child has its copy; ours would keep the channel open after the worker died.
-        this.fdpass?.close(pair[1]);
-        cluster.setupPrimary({ stdio: undefined as never });
-      }
-    }
-    const proc: WorkerProc = {
-      slot,
-      worker,
-      pid: worker.process.pid ?? 0,
-      state: 'starting',
-      active: 0,
-      sent: 0,
-      received: 0,
-      gone: false,
-      handoff: null,
-      fdChannelReady: false,
-      startedAt: Date.now(),
-      failure: null,
-      goneStarting: false,
-      start: null,
-      liveness: new Liveness(monotonicMs()),
-      unresponsiveSince: 0,
-    };
-    // Sent when the worker asks (a 'boot' message): before its entry module ran, a message would find no listener
-    // (preloaded modules, --import hooks or a coverage tool run first, with the event loop turning).
-    proc.start = { type: 'start', config: this.config, slot, fdChannel: pair === null ? null : WORKER_FD_CHANNEL, linkDir };
-    if (pair !== null && this.fdpass !== null) {
-      proc.handoff = new HandoffSender(
-        this.fdpass,
-        pair[0],
-        (id) => this.onAck(proc, id),
-        (entry, handle) => {
-          proc.liveness.heard(monotonicMs());
-          this.hooks.onHandbackHandle(proc, entry, handle);
-        },
-        (error) => this.log.error({ worker: slot, workerPid: proc.pid, err: error.message }, 'fd channel error'),
-        { delivered: (count) => proc.liveness.deliveredSome(count), refused: () => proc.liveness.answeredOne() },
-      );
-    }
+    const proc = forkWorker(slot, this.config, linkDir, this.fdpass, {
+      onAck: (id) => this.onAck(proc, id),
+      onHandbackHandle: (entry, handle) => {
+        proc.liveness.heard(monotonicMs());
+        this.hooks.onHandbackHandle(proc, entry, handle);
+      },
+      onChannelError: (error) => this.log.error({ worker: slot, workerPid: proc.pid, err: error.message }, 'fd channel error'),
+    });
+    const worker = proc.worker;
     if (replacing) this.replacements.add(proc);
     else this.current[slot] = proc;
     worker.on('message', (message: unknown, handle: unknown) => this.onMessage(proc, message, handle as Socket | undefined, replacing));
@@ -655,10 +582,3 @@ export class WorkerPool {
 
 const NO_SLOTS: readonly number[] = [];
 
-/** A clock for liveness that wall-clock changes do not move. */
-function monotonicMs(): number {
-  return performance.now();
-}
-
-/** The worker's descriptor for its end of the fd channel (stdio 0-2, the IPC channel at 3). */
-const WORKER_FD_CHANNEL = 4;

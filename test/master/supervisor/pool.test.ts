@@ -2,7 +2,8 @@ import { join } from 'node:path';
 import pino from 'pino';
 import t from 'tap';
 import { MasterMetrics } from '../../../src/master/admin/metrics.js';
-import { WorkerPool, type PoolHooks, type WorkerProc } from '../../../src/master/supervisor/pool.js';
+import { WorkerPool, type PoolHooks } from '../../../src/master/supervisor/pool.js';
+import type { WorkerProc } from '../../../src/master/supervisor/worker-proc.js';
 import { ROOT } from '../../helpers/balancer.js';
 import { resolvedConfig } from '../../helpers/worker.js';
 
