@@ -1,3 +1,4 @@
+import { MAX_SLOTS } from '../shared/ring/rendezvous.js';
 import type { WorkerPool } from './supervisor/pool.js';
 
 /** How often the master looks for a changed pool view when no connection comes. */
@@ -17,7 +18,9 @@ const POOL_VIEW_CHECK_MS = 100;
  * change so that it gets the view too.
  */
 export class PoolViewBroadcaster {
-  private signature = '';
+  /** What the workers were last sent: the slot count, each slot's ready pid (0: not ready), the slots at the bound. */
+  private sentCount = -1;
+  private readonly sentPids = new Float64Array(MAX_SLOTS);
   private fullSignature = '';
   private readonly timer: NodeJS.Timeout;
 
@@ -31,23 +34,37 @@ export class PoolViewBroadcaster {
 
   /** Sends the view if it changed (`withLoad`: the load bound counts as a change too). */
   check(withLoad: boolean): void {
+    // Before every hand-off: the ready mask and pids only, without building the view (the load bound is not looked at here).
+    const readyChanged = this.readyChanged();
+    if (!withLoad && !readyChanged) return;
     const view = this.pool.placementView();
     const count = view.slotCount;
-    let signature = String(count);
-    for (let slot = 0; slot < count; slot++) signature += `,${view.ready[slot] === 1 ? (this.pool.worker(slot)?.pid ?? 0) : 0}`;
     let fullSignature = '';
     if (withLoad && view.full !== undefined) for (let slot = 0; slot < count; slot++) fullSignature += view.full[slot] === 1 ? '1' : '0';
-    if (signature === this.signature && (!withLoad || fullSignature === this.fullSignature)) return;
-    this.signature = signature;
+    if (!readyChanged && fullSignature === this.fullSignature) return;
     if (withLoad) this.fullSignature = fullSignature;
     const ready = Array.from(view.ready.subarray(0, count));
     const full = view.full === undefined ? undefined : Array.from(view.full.subarray(0, count));
     // The pids name each ready worker's link (key.reuse "forward", src/worker/link/front.ts).
     const pids = ready.map((isReady, slot) => (isReady === 1 ? (this.pool.worker(slot)?.pid ?? 0) : 0));
+    this.sentCount = count;
+    this.sentPids.set(pids);
     for (let slot = 0; slot < count; slot++) {
       const proc = this.pool.worker(slot);
       if (proc) this.pool.send(proc, { type: 'pool-view', slotCount: count, ready, pids, ...(full === undefined ? {} : { full }) }, undefined, ignoreError);
     }
+  }
+
+  /** Whether a slot came or went, or its ready worker changed (a replaced worker: same mask, new pid), since the last view sent. */
+  private readyChanged(): boolean {
+    const count = this.pool.slotCount;
+    if (count !== this.sentCount) return true;
+    const mask = this.pool.readyMask;
+    for (let slot = 0; slot < count; slot++) {
+      const pid = mask[slot] === 1 ? (this.pool.worker(slot)?.pid ?? 0) : 0;
+      if (pid !== this.sentPids[slot]) return true;
+    }
+    return false;
   }
 }
 

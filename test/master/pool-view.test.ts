@@ -10,6 +10,10 @@ function fakePool(slots: number) {
   const state = { ready: new Uint8Array(slots).fill(1), full: undefined as Uint8Array | undefined, pids: Array.from({ length: slots }, (_, slot) => 100 + slot) };
   const sent: Array<{ slot: number; message: MasterMessage }> = [];
   const pool = {
+    slotCount: slots,
+    get readyMask() {
+      return state.ready;
+    },
     placementView: (): PlacementView => ({ slotCount: slots, ready: state.ready, full: state.full }),
     worker: (slot: number) => ({ slot, pid: state.pids[slot] }) as unknown as WorkerProc,
     send: (proc: WorkerProc, message: MasterMessage) => sent.push({ slot: proc.slot, message }),
@@ -44,4 +48,24 @@ t.test('the view goes to every worker once per change: readiness, a replaced wor
   t.same(sent[9]?.message, { type: 'pool-view', slotCount: 3, ready: [1, 1, 1], pids: [100, 555, 102], full: [0, 0, 1] }, 'it is on the steady check');
   view.check(true);
   t.equal(sent.length, 12, 'and only once');
+});
+
+t.test('before each hand-off, an unchanged pool costs no view: only the ready mask and pids are read', async (t) => {
+  const { pool, state } = fakePool(2);
+  let views = 0;
+  const counting = Object.assign(Object.create(pool) as WorkerPool, {
+    placementView: () => {
+      views++;
+      return pool.placementView();
+    },
+  });
+  const view = new PoolViewBroadcaster(counting);
+  t.teardown(() => view.stop());
+  view.check(false);
+  t.equal(views, 1, 'the first view is built and sent');
+  for (let i = 0; i < 100; i++) view.check(false);
+  t.equal(views, 1, 'a hundred hand-offs later, none built again');
+  state.ready[0] = 0;
+  view.check(false);
+  t.equal(views, 2, 'a change builds it');
 });
