@@ -1,5 +1,6 @@
 import net from 'node:net';
 import type { PeerForward } from '../shared/connection-info.js';
+import type { PeerOutcome } from '../shared/wire/ipc.js';
 import { forwardSeconds, forwarding } from './metrics.js';
 
 /** Where a forwarded connection goes: the owner's peer port. */
@@ -9,7 +10,7 @@ export interface PeerAddress {
 }
 
 /** Why a peer could not be reached. */
-export type PeerFailure = 'refused' | 'timeout' | 'error';
+export type PeerFailure = Exclude<PeerOutcome, 'connected'>;
 
 /** How a forward ends up. */
 export interface ForwardEvents {
@@ -95,7 +96,7 @@ export function forwardSocket(client: net.Socket, to: PeerAddress, header: Buffe
 export interface OwnerForwardOptions {
   readonly connectTimeoutMs: number;
   /** Tells the master a peer failed, or that one it held as unreachable answered. */
-  report(peer: string, outcome: 'connected' | PeerFailure): void;
+  report(peer: string, outcome: PeerOutcome): void;
   /** No node answered: the connection is served by this worker (its key's slot on this node). */
   serveHere(): void;
 }

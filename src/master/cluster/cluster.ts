@@ -4,6 +4,7 @@ import type { Config } from '../../shared/config/schema.js';
 import type { PeerForward } from '../../shared/connection-info.js';
 import { CidrList } from '../../shared/ip/address.js';
 import { LogLimiter } from '../../shared/log/log-limiter.js';
+import type { PeerOutcome } from '../../shared/wire/ipc.js';
 import type { Endpoints } from '../client-conn.js';
 import { DnsMembers } from './dns-members.js';
 import { parseMemberId, StaticMembers, type MemberSource } from './members.js';
@@ -17,9 +18,6 @@ export type ClusterConfig = NonNullable<Config['cluster']>;
 
 /** How many nodes a worker tries for one connection before serving it here. */
 const MAX_PEERS_TRIED = 3;
-
-/** Why a worker could not reach a peer (as src/worker/peer-forward.ts reports it). */
-type PeerFailure = 'refused' | 'timeout' | 'error';
 
 /** What `GET /cluster` answers. */
 export interface ClusterView {
@@ -97,7 +95,7 @@ export class Cluster {
   }
 
   /** What a worker's forward found: an unreachable peer's keys go to their next node for a while. */
-  onPeerReport(peer: string, outcome: 'connected' | PeerFailure): void {
+  onPeerReport(peer: string, outcome: PeerOutcome): void {
     if (outcome === 'connected') {
       this.membership.markReachable(peer);
       return;

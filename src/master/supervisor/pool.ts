@@ -12,7 +12,7 @@ import type { ConnectionInfo } from '../../shared/connection-info.js';
 import { canOpenTcp, loadFdPass, type FdPassBinding } from '../../shared/wire/fd-channel.js';
 import type { BatchEntry, HandbackKey } from '../../shared/wire/fd-batch.js';
 import { sendConnection, sendMessage } from '../transport/worker-channel.js';
-import { isMessage, type MasterMessage, type WorkerMessage } from '../../shared/wire/ipc.js';
+import { isMessage, type MasterMessage, type PeerOutcome, type WorkerMessage } from '../../shared/wire/ipc.js';
 import { canTransition, takesConnections, type SlotState } from './slot-state.js';
 import type { Unresponsive } from './liveness.js';
 import { forkWorker, monotonicMs, type WorkerProc } from './worker-proc.js';
@@ -38,7 +38,7 @@ export interface PoolHooks {
    */
   onExit(proc: WorkerProc): void;
   /** With many nodes: what a worker's forward to another node found. */
-  onPeerReport?(peer: string, outcome: Extract<WorkerMessage, { type: 'peer' }>['outcome']): void;
+  onPeerReport?(peer: string, outcome: PeerOutcome): void;
   /** A worker handed a connection back (key.reuse "handback") on Node's IPC channel. */
   onHandback(proc: WorkerProc, message: Extract<WorkerMessage, { type: 'handback' }>, socket: Socket | undefined): void;
   /** A worker handed a connection back on its fd channel: `handle` is a raw TCP handle, the master's now. */

@@ -32,6 +32,9 @@ export type MasterMessage =
   | { readonly type: 'pool-view'; readonly slotCount: number; readonly ready: readonly number[]; readonly pids?: readonly number[]; readonly full?: readonly number[] };
 
 /** Worker → master. */
+/** What a worker's forward to another node found: it connected, or why it could not. */
+export type PeerOutcome = 'connected' | 'refused' | 'timeout' | 'error';
+
 export type WorkerMessage =
   /** The worker's entry module is listening for messages: send the start message. */
   | { readonly type: 'boot' }
@@ -53,7 +56,7 @@ export type WorkerMessage =
   /** Answer to the master's `metrics` request: `registry.getMetricsAsJSON()`, for AggregatorRegistry.aggregate. */
   | { readonly type: 'metrics'; readonly id: number; readonly metrics: readonly unknown[] }
   /** With many nodes: a forward to `peer` failed, or (`connected`) reached a peer the master held as unreachable. */
-  | { readonly type: 'peer'; readonly peer: string; readonly outcome: 'connected' | 'refused' | 'timeout' | 'error' }
+  | { readonly type: 'peer'; readonly peer: string; readonly outcome: PeerOutcome }
   /** A connection handed back for re-routing (key.reuse "handback"): the handle rides along. */
   | {
       readonly type: 'handback';
