@@ -68,7 +68,6 @@ export class WorkerConnections {
     // allowHalfOpen; http.Server relies on it (a client's FIN after its request
     // must not cut off the response), so copy the server's own setting.
     socket.allowHalfOpen = serverSocketOptions(this.deps.server()).allowHalfOpen;
-    applyProxyAddresses(socket, info);
     this.active++;
     this.reportActive();
     socket.once('close', () => {
@@ -122,6 +121,8 @@ export class WorkerConnections {
 
   /** Gives a received connection to the app: through the hooks, the TLS front, then the app's server. */
   private serve(socket: net.Socket, bytes: Buffer, info: ConnectionInfo): void {
+    // Only what the app (or a hook for it) reads needs the real client's addresses; a pumped socket does not.
+    applyProxyAddresses(socket, info);
     for (const hook of this.deps.connectionHooks) {
       if (hook(socket, bytes, info)) {
         // The app's http server sets TCP_NODELAY on the sockets it is given; a
