@@ -6,6 +6,7 @@ import { loadFdPass, type FdPassBinding } from '../../../src/shared/wire/fd-chan
 import { decodeAcks, decodeBatch, encodeAcks, encodeBatch, type BatchEntry } from '../../../src/shared/wire/fd-batch.js';
 import { HandoffSender } from '../../../src/master/transport/handoff-sender.js';
 import { HandoffReceiver } from '../../../src/worker/receive.js';
+import { connections, fdOf, tcpWrap, until } from '../../helpers/fd-pass.js';
 
 const info = (key: string, worker = 0): ConnectionInfo => ({ key, keySource: 'forwarded', worker, proxy: null, peer: '127.0.0.1', peerTrusted: true });
 
@@ -15,42 +16,6 @@ if (maybeBinding === null) {
   t.end();
 }
 const binding = maybeBinding as FdPassBinding;
-
-interface TcpWrapBinding {
-  readonly TCP: new (type: number) => { open(fd: number): number; close(): void };
-  readonly constants: { readonly SOCKET: number };
-}
-const tcpWrap = (process as unknown as { binding(name: string): TcpWrapBinding }).binding('tcp_wrap');
-
-/** `count` accepted loopback connections: the client ends and the accepted ends. */
-async function connections(t: Tap.Test, count: number): Promise<{ clients: net.Socket[]; accepted: net.Socket[] }> {
-  const accepted: net.Socket[] = [];
-  const server = net.createServer({ pauseOnConnect: true }, (socket) => accepted.push(socket));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  const clients = await Promise.all(
-    Array.from({ length: count }, () => new Promise<net.Socket>((resolve) => {
-      const client = net.connect(port, '127.0.0.1', () => resolve(client));
-    })),
-  );
-  while (accepted.length < count) await new Promise((resolve) => setImmediate(resolve));
-  server.close();
-  t.teardown(() => {
-    for (const socket of [...clients, ...accepted]) socket.destroy();
-  });
-  return { clients, accepted };
-}
-
-const fdOf = (socket: net.Socket): number => (socket as unknown as { _handle: { fd: number } })._handle.fd;
-
-/** Resolves when `check` holds, looking once per turn of the event loop (bounded). */
-async function until(check: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
-}
 
 t.test('sender → receiver: 150 connections in batches, every one acknowledged, each descriptor the right client', async (t) => {
   const [masterEnd, workerEnd] = binding.socketpair();
