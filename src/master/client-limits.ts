@@ -1,4 +1,7 @@
+import { realClientAddress } from '../shared/inspect/client.js';
 import { CidrList } from '../shared/ip/address.js';
+import type { ClientKey } from '../shared/key/derive.js';
+import type { RequestHead } from '../shared/protocol/http1.js';
 import { ClientTable, type LimitVerdict } from '../shared/limits/client-table.js';
 import type { Config } from '../shared/config/schema.js';
 
@@ -38,6 +41,21 @@ export class ClientLimits {
     return this.table.evictions;
   }
 
+  /**
+   * The real client address the limits count a connection under: the key
+   * itself where it is that address (the same rules and precedence
+   * realClientAddress applies), else found from the PROXY source, the
+   * trusted X-Forwarded-For entries or the peer.
+   */
+  clientOf(key: ClientKey, head: RequestHead | null, origin: { readonly proxySource: string | null; readonly peer: string; readonly peerTrusted: boolean }, trustedHops: number): string {
+    const { proxySource, peerTrusted } = origin;
+    const keyIsClient =
+      key.source === 'proxy' ||
+      (proxySource === null && (key.source === 'forwarded' || (key.source === 'remote' && (!peerTrusted || head === null || (head.forwardedFor.length === 0 && head.forwarded.length === 0)))));
+    if (keyIsClient) return key.key;
+    return realClientAddress({ proxySource, forwardedFor: head?.forwardedFor ?? [], forwarded: head?.forwarded ?? [], peer: origin.peer, peerTrusted }, trustedHops);
+  }
+
   /** True when `client` is never limited. */
   isExempt(client: string): boolean {
     return this.hasExempt && this.exempt.contains(client);
@@ -51,6 +69,11 @@ export class ClientLimits {
   /** Whether open connections are counted (a connection then carries its client to the worker). */
   get countsOpen(): boolean {
     return this.config.maxConnections !== undefined;
+  }
+
+  /** Whether the workers count requests (the first request of a connection then carries its client to the worker). */
+  get countsRequests(): boolean {
+    return this.config.requestsPerSecond !== undefined;
   }
 
   /** Seconds until `client` may connect again (for Retry-After). */
