@@ -25,8 +25,13 @@ export interface ConnectionInfo {
   readonly peerTrusted?: boolean;
   /** The real client address limits.perClient.maxConnections counts this connection under (set only then). */
   readonly limitClient?: string;
-  /** The first request's real client address as the master found it (set only with limits.perClient, not for exempt clients). */
-  readonly firstClient?: string;
+  /**
+   * The first request's real client address as the master found it (set only
+   * with limits.perClient.requestsPerSecond, not for exempt clients). The
+   * worker's request check clears it once used when later requests may be
+   * other clients' (a trusted proxy's connection): a value, not a new object.
+   */
+  firstClient?: string | undefined;
   /** With many nodes: the id of the node serving it (`cluster.self`). */
   readonly node?: string;
   /** With many nodes: the node it entered through, when that node forwarded it here. */

@@ -1,7 +1,7 @@
 import type http from 'node:http';
 import net from 'node:net';
 import type { Logger } from 'pino';
-import { CONNECTION_INFO, connectionInfo } from '../shared/connection-info.js';
+import { connectionInfo } from '../shared/connection-info.js';
 import { CidrList } from '../shared/ip/address.js';
 import { TOO_MANY_REQUESTS_BODY, tooManyRequestsHeaders } from '../shared/limits/too-many.js';
 import { ClientTable } from '../shared/limits/client-table.js';
@@ -32,11 +32,9 @@ function clientOf(req: http.IncomingMessage, trusted: CidrList, hops: number): s
   if (socket instanceof net.Socket) {
     const info = connectionInfo(socket);
     const known = info?.firstClient;
-    if (known !== undefined) {
-      // Only the first request is the master's: from a trusted peer the info is replaced by one
-      // without it (a new value for the same property, as the links' back does, src/worker/link/back.ts; a new property per socket
-      // would change every socket's shape).
-      if (info?.peerTrusted === true) (socket as unknown as Record<symbol, unknown>)[CONNECTION_INFO] = { ...info, firstClient: undefined };
+    if (info !== null && known !== undefined) {
+      // Only the first request is the master's when a trusted proxy's later ones may be other clients'.
+      if (info.peerTrusted === true) info.firstClient = undefined;
       return known;
     }
   }
